@@ -1,0 +1,45 @@
+"""Builds a service's FastAPI app with the parts every service shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI
+
+from services.common.errors import install_error_handlers
+from services.common.limits import BodySizeLimitMiddleware
+from services.common.logging import configure_logging
+from services.common.metrics import MetricsMiddleware
+from services.common.ops import router as ops_router
+from services.common.settings import ServiceSettings
+from services.common.telemetry import instrument_app, setup_tracing
+
+
+class Lifespan(Protocol):
+    def __call__(self, app: FastAPI) -> AbstractAsyncContextManager[Any]: ...
+
+
+def build_app(
+    *,
+    name: str,
+    title: str,
+    settings: ServiceSettings,
+    lifespan: Lifespan,
+    routers: Sequence[APIRouter],
+    description: str = "",
+) -> FastAPI:
+    configure_logging(name, settings.log_level)
+    setup_tracing(name)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.readiness_checks = {}
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    instrument_app(app)
+    return app

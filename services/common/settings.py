@@ -1,0 +1,31 @@
+"""Typed settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SERVICE_TOKEN_SECRET = "dev-only-secret-change-me-please-32b"  # noqa: S105 - refused in production
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set ``env_prefix`` (``EMPLOYEE_`` ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    # Enables provider-state hooks used by contract verification. Never in production.
+    test_mode: bool = False
+    # Seconds an outgoing HTTP call to another service may take in total.
+    http_timeout_seconds: float = 5.0
+    # Largest request body accepted, in bytes (413 above it).
+    max_body_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ServiceSettings:
+        if self.environment == "production" and self.test_mode:
+            raise ValueError("test_mode must not be enabled in production")
+        return self

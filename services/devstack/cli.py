@@ -1,0 +1,252 @@
+"""`erp`: start, stop and inspect the local stack (backing services and the
+app services as plain processes). Also `python -m services.devstack`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.devstack import apps, backing, process
+from services.devstack.apps import APP_SERVICES, AppService
+
+log = logging.getLogger("erp")
+
+READY_TIMEOUT = 60.0
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [list(map(str, header)), *[[("-" if c is None else str(c)) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _show_infra() -> None:
+    rows = [
+        (s.name, s.address, "up" if s.up else "down", s.pid, s.log) for s in backing.infra_status()
+    ]
+    _table(("backing", "address", "state", "our pid", "log"), rows)
+
+
+def _app_expect(service: AppService) -> str:
+    return f"services.{service.package}.app"
+
+
+def _app_pid(service: AppService) -> int | None:
+    """Our recorded pid for `service` while that process still runs."""
+    pid = process.read_pid(service.name)
+    return pid if pid and process.pid_alive(pid, _app_expect(service)) else None
+
+
+def _prometheus_config(args: argparse.Namespace) -> Path | None:
+    return args.prometheus_config if args.with_prometheus else None
+
+
+def infra_up(args: argparse.Namespace) -> int:
+    backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
+    _show_infra()
+    return 0
+
+
+def infra_down(_: argparse.Namespace) -> int:
+    backing.stop_infra()
+    _show_infra()
+    return 0
+
+
+def infra_status(_: argparse.Namespace) -> int:
+    _show_infra()
+    return 0
+
+
+def _start_missing() -> list[tuple[AppService, subprocess.Popen[bytes]]] | None:
+    """Start every available app not already running as ours; None on a port clash."""
+    missing = [s for s in APP_SERVICES if s.available and not _app_pid(s)]
+    taken = [s for s in missing if process.port_open(s.port)]
+    for service in taken:
+        log.error(
+            "port %d of %s is taken by a process we did not start", service.port, service.name
+        )
+    if taken:
+        return None
+    started = []
+    for service in missing:
+        popen = apps.start_app(service)
+        process.write_pid(service.name, popen.pid)
+        started.append((service, popen))
+    return started
+
+
+def up(args: argparse.Namespace) -> int:
+    backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
+    apps.migrate()
+    started = _start_missing()
+    if started is None:
+        return 1
+    for service, popen in started:
+        try:
+            apps.wait_ready(service.url, READY_TIMEOUT, popen)
+        except (TimeoutError, RuntimeError) as error:
+            log_file = process.log_path(service.name)
+            log.error(
+                "%s is not ready: %s\n--- %s ---\n%s",
+                service.name,
+                error,
+                log_file,
+                process.tail(log_file),
+            )
+            apps.stop_process(popen)
+            process.clear_pid(service.name)
+            return 1
+    return status(args)
+
+
+def down(_: argparse.Namespace) -> int:
+    for service in APP_SERVICES:
+        pid = _app_pid(service)
+        if pid:
+            log.info("stopping %s (pid %d)", service.name, pid)
+            apps.stop_process(pid)
+        process.clear_pid(service.name)
+    backing.stop_infra()
+    return 0
+
+
+def status(_: argparse.Namespace) -> int:
+    rows: list[Sequence[object]] = []
+    for service in APP_SERVICES:
+        if not service.available:
+            rows.append((service.name, service.url, "not written yet", None, None))
+            continue
+        state = (
+            "ready"
+            if apps.is_ready(service.url)
+            else ("up, not ready" if process.port_open(service.port) else "down")
+        )
+        rows.append(
+            (service.name, service.url, state, _app_pid(service), process.log_path(service.name))
+        )
+    _table(("service", "url", "state", "our pid", "log"), rows)
+    print()
+    _show_infra()
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    try:
+        name = apps.get_service(args.service).name
+    except KeyError:
+        name = args.service
+    path = backing.backing_log(name) if name in backing.BACKING_NAMES else process.log_path(name)
+    if path is None or not path.exists():
+        print(f"no log for {name}" + (f" at {path}" if path else ""), file=sys.stderr)
+        return 1
+    print(path)
+    if args.follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            subprocess.run(["tail", "-n", str(args.lines), "-f", str(path)], check=False)
+        return 0
+    print(process.tail(path, args.lines))
+    return 0
+
+
+def _add_infra_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--with-jaeger",
+        action="store_true",
+        help="also run Jaeger (OTLP on 127.0.0.1:4317/4318, UI on :16686)",
+    )
+    parser.add_argument(
+        "--with-prometheus", action="store_true", help="also run Prometheus on 127.0.0.1:9090"
+    )
+    parser.add_argument(
+        "--prometheus-config",
+        type=Path,
+        default=backing.DEFAULT_PROMETHEUS_CONFIG,
+        help="config file for --with-prometheus (default: %(default)s)",
+    )
+
+
+def migrate(args: argparse.Namespace) -> int:
+    backing.ensure_mariadb()
+    apps.migrate()
+    return 0
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Print one employee's notifications as they arrive (reconnecting with ?after=)."""
+    import asyncio
+
+    from services.notification.client import watch as watch_notifications
+
+    async def run() -> None:
+        async for notification in watch_notifications(args.url, args.employee_id, args.after):
+            print(notification.model_dump_json(by_alias=True, exclude_none=True), flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="erp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    infra = commands.add_parser("infra", help="the backing services only")
+    infra_commands = infra.add_subparsers(dest="infra_command", required=True)
+    infra_up_parser = infra_commands.add_parser("up", help="install and start what is missing")
+    _add_infra_options(infra_up_parser)
+    infra_up_parser.set_defaults(handler=infra_up)
+    infra_commands.add_parser("down", help="stop what we started").set_defaults(handler=infra_down)
+    infra_commands.add_parser("status", help="what runs").set_defaults(handler=infra_status)
+
+    up_parser = commands.add_parser(
+        "up",
+        help="backing services, migrations, then every app service",
+        description="Set OTEL_EXPORTER_OTLP_ENDPOINT yourself to send the apps' telemetry "
+        "to Jaeger (http://127.0.0.1:4318).",
+    )
+    _add_infra_options(up_parser)
+    up_parser.set_defaults(handler=up)
+    commands.add_parser(
+        "down", help="stop the apps, then the backing services we started"
+    ).set_defaults(handler=down)
+    commands.add_parser("status", help="what runs, and whether it is ready").set_defaults(
+        handler=status
+    )
+
+    commands.add_parser(
+        "migrate", help="run the employee database migrations (their own step)"
+    ).set_defaults(handler=migrate)
+
+    watch_parser = commands.add_parser("watch", help="print an employee's live notifications")
+    watch_parser.add_argument("employee_id", type=int)
+    watch_parser.add_argument("--after", type=int, default=None, help="replay ids after this")
+    watch_parser.add_argument("--url", default=apps.get_service("notification").url)
+    watch_parser.set_defaults(handler=watch)
+
+    logs_parser = commands.add_parser("logs", help="print a service's log path and tail it")
+    logs_parser.add_argument(
+        "service", help="an app service, or ferretdb, jaeger, prometheus, rabbitmq"
+    )
+    logs_parser.add_argument("-n", "--lines", type=int, default=50)
+    logs_parser.add_argument("-f", "--follow", action="store_true")
+    logs_parser.set_defaults(handler=logs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+        log.error("%s", error)
+        return 1
