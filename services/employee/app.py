@@ -1,0 +1,59 @@
+"""employee-service: employees, attendance and leave records on MySQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from services.common import build_app
+from services.employee.attendance.router import router as attendance_router
+from services.employee.db import create_engine, create_sessionmaker
+from services.employee.employees.router import router as employees_router
+from services.employee.leaves.router import router as leaves_router
+from services.employee.settings import EmployeeSettings
+
+DATABASE_DOWN = "Database unavailable, try again shortly"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: EmployeeSettings = app.state.settings
+    engine = create_engine(settings)
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+    app.state.sessionmaker = create_sessionmaker(engine)
+
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    app.state.readiness_checks = {"mysql": database}
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": "2"})
+
+
+def create_app(settings: EmployeeSettings | None = None) -> FastAPI:
+    app = build_app(
+        name="employee-service",
+        title="employee-service",
+        description="Employees, attendance check-in/out and leave records.",
+        settings=settings or EmployeeSettings(),
+        lifespan=lifespan,
+        routers=[employees_router, attendance_router, leaves_router],
+    )
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(InterfaceError, _database_down)
+    return app

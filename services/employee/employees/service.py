@@ -1,0 +1,55 @@
+"""Employee rules. Functions flush but never commit: the request's unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.employee.db import utcnow
+from services.employee.employees.models import Employee
+from services.employee.employees.schemas import EmployeeCreate, EmployeeUpdate
+
+
+async def create(*, session: AsyncSession, data: EmployeeCreate) -> Employee:
+    employee = Employee(**data.model_dump())
+    session.add(employee)
+    await session.flush()
+    return employee
+
+
+async def get_active(*, session: AsyncSession, employee_id: int) -> Employee | None:
+    employee = await session.get(Employee, employee_id)
+    if employee is None or employee.deactivated_at is not None:
+        return None
+    return employee
+
+
+async def exists(*, session: AsyncSession, employee_id: int, include_inactive: bool) -> bool:
+    query = select(Employee.id).where(Employee.id == employee_id)
+    if not include_inactive:
+        query = query.where(Employee.deactivated_at.is_(None))
+    return (await session.scalar(query)) is not None
+
+
+async def list_active(
+    *, session: AsyncSession, limit: int, offset: int, ids: Sequence[int] | None = None
+) -> Sequence[Employee]:
+    query = select(Employee).where(Employee.deactivated_at.is_(None)).order_by(Employee.id)
+    if ids is not None:
+        query = query.where(Employee.id.in_(ids))
+    return (await session.scalars(query.limit(limit).offset(offset))).all()
+
+
+async def update(*, session: AsyncSession, employee: Employee, data: EmployeeUpdate) -> Employee:
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(employee, field, value)
+    await session.flush()
+    return employee
+
+
+async def deactivate(*, session: AsyncSession, employee: Employee) -> None:
+    """History (attendance, leave, approvals elsewhere) keeps pointing at a row that stays."""
+    employee.deactivated_at = utcnow()
+    await session.flush()

@@ -1,0 +1,67 @@
+"""Leave records. A confirmation is keyed by its approval request: delivered twice, kept once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.employee.employees import service as employees
+from services.employee.leaves.models import LeaveRecord
+from services.employee.leaves.schemas import LeaveConfirmation
+
+APPROVED = "approved"
+
+
+class UnknownEmployee(Exception):
+    pass
+
+
+class InvalidLeave(Exception):
+    pass
+
+
+async def _by_request(*, session: AsyncSession, request_id: int) -> LeaveRecord | None:
+    # A locking read sees the latest committed row, not this transaction's snapshot.
+    query = select(LeaveRecord).where(LeaveRecord.approval_request_id == request_id)
+    return await session.scalar(query.with_for_update())
+
+
+async def record_approved(*, session: AsyncSession, data: LeaveConfirmation) -> LeaveRecord:
+    existing = await _by_request(session=session, request_id=data.requestId)
+    if existing is not None:
+        return existing
+    # Approved before a deactivation, so the leave is still recorded for a deactivated employee.
+    if not await employees.exists(
+        session=session, employee_id=data.employeeId, include_inactive=True
+    ):
+        raise UnknownEmployee
+    if data.endDate < data.startDate:
+        raise InvalidLeave("endDate must not be before startDate")
+    record = LeaveRecord(
+        employee_id=data.employeeId,
+        start_date=data.startDate,
+        end_date=data.endDate,
+        days=data.days,
+        leave_type=data.leaveType,
+        status=APPROVED,
+        reason=data.reason,
+        approval_request_id=data.requestId,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        # A concurrent delivery of the same request won the unique key; answer with its row.
+        winner = await _by_request(session=session, request_id=data.requestId)
+        if winner is None:
+            raise
+        return winner
+    return record
+
+
+async def for_employee(*, session: AsyncSession, employee_id: int) -> Sequence[LeaveRecord]:
+    query = select(LeaveRecord).where(LeaveRecord.employee_id == employee_id)
+    return (await session.scalars(query.order_by(LeaveRecord.start_date, LeaveRecord.id))).all()

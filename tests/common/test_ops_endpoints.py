@@ -1,0 +1,64 @@
+"""/health, /ready and /metrics on every running service."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.stack import Stack
+
+PACKAGES = ["employee", "approval_request", "approval_processing", "notification"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+async def test_health_is_healthy_without_touching_dependencies(
+    client: httpx.AsyncClient, stack: Stack, package: str
+) -> None:
+    response = await client.get(f"{stack.url(package)}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy"}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+async def test_ready_reports_each_dependency(
+    client: httpx.AsyncClient, stack: Stack, package: str
+) -> None:
+    response = await client.get(f"{stack.url(package)}/ready")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert all(v == "ok" for v in response.json()["checks"].values())
+
+
+async def test_metrics_label_requests_by_route_template_not_raw_path(
+    client: httpx.AsyncClient, employee_url: str
+) -> None:
+    await client.get(f"{employee_url}/employees/424242")
+    await client.get(f"{employee_url}/employees/434343")
+    await client.get(f"{employee_url}/no/such/path/4242")
+    text = (await client.get(f"{employee_url}/metrics")).text
+    assert 'route="/employees/{employee_id}"' in text
+    assert "424242" not in text
+    assert "434343" not in text
+    assert "/no/such" not in text
+    assert 'route="unmatched"' in text
+    assert "http_server_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+async def test_every_service_exports_prometheus_text(
+    client: httpx.AsyncClient, stack: Stack, package: str
+) -> None:
+    response = await client.get(f"{stack.url(package)}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "http_server_requests_total" in response.text
+
+
+async def test_oversized_body_is_a_413(client: httpx.AsyncClient, employee_url: str) -> None:
+    response = await client.post(
+        f"{employee_url}/employees",
+        content=b"x" * 70_000,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]

@@ -1,0 +1,89 @@
+"""Session-wide test fixtures: the backing services (real MariaDB, RabbitMQ, FerretDB) and
+the four services as real processes, started once per session on fresh test databases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from services.devstack.apps import migrate
+from tests.support.stack import MONGO_URL, MYSQL_URL, TEST_DB, Stack, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("notification", "employee", "approval_request", "approval_processing")
+
+
+def _sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+
+def reset_mysql() -> None:
+    _sh(
+        "mariadb",
+        "-h127.0.0.1",
+        "-uerp",
+        "-perp",
+        "-e",
+        f"DROP DATABASE IF EXISTS {TEST_DB}; CREATE DATABASE {TEST_DB} "
+        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+    )
+
+
+@pytest.fixture(scope="session")
+def infra() -> None:
+    """Backing services up (installed if missing) and every test database empty."""
+    _sh(sys.executable, "-m", "services.devstack", "infra", "up")
+    reset_mysql()
+    migrate(MYSQL_URL)
+    with MongoClient(MONGO_URL) as mongo:
+        mongo.drop_database(TEST_DB)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "delete_vhost", TEST_DB], capture_output=True, check=False, timeout=60
+    )
+    _sh("rabbitmqctl", "-q", "add_vhost", TEST_DB)
+    _sh("rabbitmqctl", "-q", "set_permissions", "-p", TEST_DB, "guest", ".*", ".*", ".*")
+
+
+@pytest.fixture(scope="session")
+def stack(infra: None) -> Iterator[Stack]:
+    log_dir = REPO / ".run" / "test-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running = Stack(log_dir=log_dir, ports={package: free_port() for package in PACKAGES})
+    try:
+        for package in PACKAGES:
+            running.start(package)
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def employee_url(stack: Stack) -> str:
+    return stack.url("employee")
+
+
+@pytest.fixture(scope="session")
+def approvals_url(stack: Stack) -> str:
+    return stack.url("approval_request")
+
+
+@pytest.fixture(scope="session")
+def processing_url(stack: Stack) -> str:
+    return stack.url("approval_processing")
+
+
+@pytest.fixture(scope="session")
+def notification_url(stack: Stack) -> str:
+    return stack.url("notification")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15) as http:
+        yield http

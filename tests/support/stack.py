@@ -1,0 +1,84 @@
+"""Starts the four services as real processes for a test session, on free loopback ports
+against the test databases (``erp_test`` everywhere), and restarts or kills them on demand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.devstack.apps import AppService, get_service, start_app, stop_process, wait_ready
+
+TEST_DB = "erp_test"
+MYSQL_URL = f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{TEST_DB}?charset=utf8mb4"
+MONGO_URL = "mongodb://127.0.0.1:27017"
+AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{TEST_DB}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    log_dir: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def url(self, package: str) -> str:
+        return f"http://127.0.0.1:{self.ports[package]}"
+
+    def env_for(self, package: str) -> dict[str, str]:
+        url = self.url
+        env = {
+            "employee": {"EMPLOYEE_DATABASE_URL": MYSQL_URL},
+            "approval_request": {
+                "APPROVAL_REQUEST_MONGO_URL": MONGO_URL,
+                "APPROVAL_REQUEST_MONGO_DB": TEST_DB,
+                "APPROVAL_REQUEST_AMQP_URL": AMQP_URL,
+                "APPROVAL_REQUEST_EMPLOYEE_SERVICE_URL": url("employee"),
+                "APPROVAL_REQUEST_NOTIFICATION_SERVICE_URL": url("notification"),
+                "APPROVAL_REQUEST_OUTBOX_POLL_SECONDS": "0.5",
+                "APPROVAL_REQUEST_OUTBOX_MAX_BACKOFF_SECONDS": "2",
+            },
+            "approval_processing": {
+                "APPROVAL_PROCESSING_AMQP_URL": AMQP_URL,
+                "APPROVAL_PROCESSING_APPROVAL_REQUEST_SERVICE_URL": url("approval_request"),
+                "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": url("notification"),
+            },
+            "notification": {},
+        }[package]
+        return {
+            **env,
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
+            **self.overrides.get(package, {}),
+        }
+
+    def start(self, package: str, *, wait: bool = True) -> None:
+        service: AppService = get_service(package)
+        port = self.ports.setdefault(package, free_port())
+        proc = start_app(service, port=port, extra_env=self.env_for(package), log_dir=self.log_dir)
+        self.procs[package] = proc
+        if wait:
+            wait_ready(self.url(package), timeout=60, proc=proc)
+
+    def stop(self, package: str) -> None:
+        proc = self.procs.pop(package, None)
+        if proc is not None:
+            stop_process(proc)
+
+    def kill(self, package: str) -> None:
+        """SIGKILL: no shutdown hook runs, as in a crash."""
+        proc = self.procs.pop(package)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for package in list(self.procs):
+            self.stop(package)
