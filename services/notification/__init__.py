@@ -1,0 +1,1 @@
+"""notification-service: pushes approval and leave events to employees over WebSockets."""

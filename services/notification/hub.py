@@ -1,0 +1,315 @@
+"""In-memory fan-out of notifications to each employee's open WebSockets.
+
+Every connection gets its own bounded send queue and sender task, so one slow
+client never delays another; a client that falls a whole queue behind is
+closed and can catch up from the per-employee backlog with ``?after=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from services.notification.metrics import (
+    DROPPED_CONNECTIONS,
+    NOTIFICATIONS,
+    PUSH_DURATION,
+    WEBSOCKET_CONNECTIONS,
+)
+
+logger = logging.getLogger(__name__)
+
+# A stuck peer never reads our close frame; give up on a clean close after this long.
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+class Connection(Protocol):
+    """What the hub needs of a socket; Starlette's ``WebSocket`` fits."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """Why the server closes a connection: WebSocket close code and reason, metric label."""
+
+    code: int
+    reason: str
+    label: str | None = None
+
+
+TOO_SLOW = Closure(1013, "too slow", "too_slow")
+SHUTTING_DOWN = Closure(1001, "server shutting down")
+
+
+class TooManyConnections(Exception):
+    """The employee already holds the allowed number of connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One published notification, serialised once and shared by every connection."""
+
+    id: int
+    employee_id: int
+    type: str
+    request_id: int | None
+    text: str
+    # The /notify request's context, so the push span is its child.
+    context: otel_context.Context
+    published_at: float
+
+
+class Subscription:
+    """One open connection: its send queue, its sender task and how it ends."""
+
+    def __init__(
+        self,
+        *,
+        employee_id: int,
+        connection: Connection,
+        replay: list[Delivery],
+        queue_size: int,
+        tracer: trace.Tracer,
+        close_timeout: float,
+        on_send_failure: Callable[[Subscription], None],
+    ) -> None:
+        self.employee_id = employee_id
+        self._connection = connection
+        self._replay = replay
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(queue_size)
+        self._tracer = tracer
+        self._close_timeout = close_timeout
+        self._on_send_failure = on_send_failure
+        self._sender: asyncio.Task[None] | None = None
+        self._ending = False
+        self._ended = asyncio.Event()
+
+    def start(self) -> None:
+        """Begin sending: the backlog replay first, then live notifications."""
+        if self._sender is None and not self._ending:
+            self._sender = asyncio.create_task(
+                self._send_all(), name=f"ws-sender-employee-{self.employee_id}"
+            )
+
+    def offer(self, delivery: Delivery) -> bool:
+        try:
+            self._queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    async def close(self, closure: Closure) -> None:
+        """Stop sending and close the socket; bounded in time even for a peer that never reads."""
+        if self._ending:
+            await self._ended.wait()
+            return
+        self._ending = True
+        try:
+            await self._stop_sender()
+            await asyncio.wait_for(
+                self._connection.close(closure.code, closure.reason), self._close_timeout
+            )
+        except TimeoutError:
+            logger.warning("gave up closing a connection of employee %s cleanly", self.employee_id)
+        except Exception as exc:
+            logger.debug("closing a connection of employee %s failed: %r", self.employee_id, exc)
+        finally:
+            self._ended.set()
+
+    async def abandon(self) -> None:
+        """The peer is gone: stop sending, there is nothing left to close."""
+        if self._ending:
+            await self._ended.wait()
+            return
+        self._ending = True
+        try:
+            await self._stop_sender()
+        finally:
+            self._ended.set()
+
+    async def _stop_sender(self) -> None:
+        sender = self._sender
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _send_all(self) -> None:
+        try:
+            replay, self._replay = self._replay, []
+            for delivery in replay:
+                await self._push(delivery, live=False)
+            while True:
+                await self._push(await self._queue.get(), live=True)
+        except Exception as exc:
+            logger.info("push to employee %s failed, dropping it: %r", self.employee_id, exc)
+            self._ending = True
+            self._ended.set()
+            self._on_send_failure(self)
+
+    async def _push(self, delivery: Delivery, *, live: bool) -> None:
+        attributes: dict[str, AttributeValue] = {
+            "erp.employee_id": delivery.employee_id,
+            "erp.notification_type": delivery.type,
+            "erp.notification_id": delivery.id,
+            "erp.replayed": not live,
+        }
+        if delivery.request_id is not None:
+            attributes["erp.request_id"] = delivery.request_id
+        with self._tracer.start_as_current_span(
+            "ws push", context=delivery.context, kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            await self._connection.send_text(delivery.text)
+        if live:
+            PUSH_DURATION.observe(time.perf_counter() - delivery.published_at)
+
+
+class Hub:
+    """Open connections and a bounded backlog per employee, for one process."""
+
+    def __init__(
+        self,
+        *,
+        backlog_per_employee: int,
+        send_queue_size: int,
+        max_connections_per_employee: int,
+        tracer: trace.Tracer | None = None,
+        close_timeout: float = CLOSE_TIMEOUT_SECONDS,
+    ) -> None:
+        self._backlog_size = backlog_per_employee
+        self._queue_size = send_queue_size
+        self._max_connections = max_connections_per_employee
+        self._tracer = tracer or trace.get_tracer(__name__)
+        self._close_timeout = close_timeout
+        self._backlogs: dict[int, deque[Delivery]] = {}
+        self._subscriptions: dict[int, set[Subscription]] = {}
+        self._closing_tasks: set[asyncio.Task[None]] = set()
+        self._last_id = 0
+
+    def connection_count(self, employee_id: int | None = None) -> int:
+        if employee_id is not None:
+            return len(self._subscriptions.get(employee_id, ()))
+        return sum(len(subs) for subs in self._subscriptions.values())
+
+    def subscribe(
+        self, employee_id: int, connection: Connection, *, after: int | None = None
+    ) -> Subscription:
+        """Register a connection; it will replay the backlog after ``after`` once started.
+
+        Registering before the WebSocket is accepted means a client never sees its
+        handshake complete before the hub routes that employee's notifications to it.
+        """
+        if self.connection_count(employee_id) >= self._max_connections:
+            raise TooManyConnections(employee_id)
+        replay: list[Delivery] = []
+        if after is not None:
+            replay = [d for d in self._backlogs.get(employee_id, ()) if d.id > after]
+        subscription = Subscription(
+            employee_id=employee_id,
+            connection=connection,
+            replay=replay,
+            queue_size=self._queue_size,
+            tracer=self._tracer,
+            close_timeout=self._close_timeout,
+            on_send_failure=self._forget,
+        )
+        self._subscriptions.setdefault(employee_id, set()).add(subscription)
+        WEBSOCKET_CONNECTIONS.inc()
+        return subscription
+
+    def publish(self, notification: Mapping[str, Any]) -> bool:
+        """Record a notification (needs ``employeeId`` and ``type``) and queue it for each
+        open connection of that employee. True when at least one connection took it."""
+        employee_id: int = notification["employeeId"]
+        kind: str = notification["type"]
+        notification_id = self._next_id()
+        message: dict[str, Any] = {"id": notification_id}
+        message.update((key, value) for key, value in notification.items() if value is not None)
+        message["id"] = notification_id
+        message["createdAt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        request_id = notification.get("requestId")
+        delivery = Delivery(
+            id=notification_id,
+            employee_id=employee_id,
+            type=kind,
+            request_id=request_id if isinstance(request_id, int) else None,
+            text=orjson.dumps(message).decode(),
+            context=otel_context.get_current(),
+            published_at=time.perf_counter(),
+        )
+        backlog = self._backlogs.get(employee_id)
+        if backlog is None:
+            backlog = self._backlogs[employee_id] = deque(maxlen=self._backlog_size)
+        backlog.append(delivery)
+        delivered = False
+        for subscription in list(self._subscriptions.get(employee_id, ())):
+            if subscription.offer(delivery):
+                delivered = True
+            else:
+                logger.warning("employee %s connection fell behind, closing it", employee_id)
+                self._forget(subscription)
+                self._count_drop(TOO_SLOW)
+                task = asyncio.create_task(subscription.close(TOO_SLOW))
+                self._closing_tasks.add(task)
+                task.add_done_callback(self._closing_tasks.discard)
+        NOTIFICATIONS.labels(kind, "true" if delivered else "false").inc()
+        return delivered
+
+    async def drop(self, subscription: Subscription, closure: Closure) -> None:
+        """Close a connection on the server's initiative (a client broke a limit)."""
+        self._forget(subscription)
+        self._count_drop(closure)
+        await subscription.close(closure)
+
+    async def release(self, subscription: Subscription) -> None:
+        """The connection's handler is finishing: unregister it and stop its sender."""
+        self._forget(subscription)
+        await subscription.abandon()
+
+    async def close_all(self) -> None:
+        subscriptions = [s for subs in self._subscriptions.values() for s in subs]
+        for subscription in subscriptions:
+            self._forget(subscription)
+        await asyncio.gather(
+            *(s.close(SHUTTING_DOWN) for s in subscriptions),
+            *self._closing_tasks,
+            return_exceptions=True,
+        )
+
+    def _forget(self, subscription: Subscription) -> None:
+        subs = self._subscriptions.get(subscription.employee_id)
+        if subs is None or subscription not in subs:
+            return
+        subs.remove(subscription)
+        if not subs:
+            del self._subscriptions[subscription.employee_id]
+        WEBSOCKET_CONNECTIONS.dec()
+
+    @staticmethod
+    def _count_drop(closure: Closure) -> None:
+        if closure.label is not None:
+            DROPPED_CONNECTIONS.labels(closure.label).inc()
+
+    def _next_id(self) -> int:
+        # Microseconds since the epoch keep ids increasing across restarts, so a client's
+        # ?after= stays meaningful; +1 keeps them unique within one microsecond.
+        candidate = time.time_ns() // 1000
+        self._last_id = candidate if candidate > self._last_id else self._last_id + 1
+        return self._last_id

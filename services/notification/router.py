@@ -1,0 +1,137 @@
+"""HTTP and WebSocket endpoints: ``POST /notify`` (internal) and ``GET /ws/{employeeId}``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, WebSocket
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from starlette.requests import HTTPConnection
+
+from services.common import current_traceparent
+from services.notification.hub import Closure, Hub, TooManyConnections
+from services.notification.metrics import DROPPED_CONNECTIONS
+from services.notification.settings import NotificationSettings
+
+NotificationType = Literal["approval_assigned", "approval_result", "leave_confirmed"]
+
+MESSAGE_TOO_BIG = Closure(1009, "message too big", "message_too_big")
+TOO_MANY_MESSAGES = Closure(1008, "too many messages", "rate_limited")
+TOO_MANY_CONNECTIONS = Closure(1013, "too many connections", "too_many_connections")
+
+router = APIRouter(tags=["notifications"])
+
+
+def get_hub(connection: HTTPConnection) -> Hub:
+    hub: Hub = connection.app.state.hub
+    return hub
+
+
+def get_settings(connection: HTTPConnection) -> NotificationSettings:
+    settings: NotificationSettings = connection.app.state.settings
+    return settings
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+SettingsDep = Annotated[NotificationSettings, Depends(get_settings)]
+
+
+class NotifyRequest(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    employee_id: int = Field(gt=0)
+    type: NotificationType
+    request_id: int | None = Field(default=None, gt=0)
+    step: int | None = Field(default=None, gt=0)
+    approver_id: int | None = Field(default=None, gt=0)
+    final_status: str | None = Field(default=None, max_length=32)
+    step_status: str | None = Field(default=None, max_length=32)
+    title: str | None = Field(default=None, max_length=200)
+    # Used only when this request carries no trace context of its own.
+    traceparent: str | None = Field(default=None, max_length=128)
+
+
+class NotifyResult(BaseModel):
+    delivered: bool
+
+
+@router.post("/notify", status_code=202, response_model=NotifyResult)
+async def notify(body: NotifyRequest, hub: HubDep) -> NotifyResult:
+    """Push a notification to every open connection of the employee (internal)."""
+    fields = body.model_dump(by_alias=True, exclude_none=True)
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        fields["traceparent"] = traceparent
+    return NotifyResult(delivered=hub.publish(fields))
+
+
+@router.websocket("/ws/{employee_id}")
+async def notification_socket(
+    websocket: WebSocket,
+    employee_id: Annotated[int, Path(gt=0)],
+    hub: HubDep,
+    settings: SettingsDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> None:
+    """Push the employee's notifications: those after ``after`` from the backlog, then live."""
+    try:
+        subscription = hub.subscribe(employee_id, websocket, after=after)
+    except TooManyConnections:
+        DROPPED_CONNECTIONS.labels(TOO_MANY_CONNECTIONS.label).inc()
+        await websocket.accept()
+        await websocket.close(TOO_MANY_CONNECTIONS.code, TOO_MANY_CONNECTIONS.reason)
+        return
+    try:
+        await websocket.accept()
+        subscription.start()
+        reader = asyncio.create_task(_read_client(websocket, settings))
+        ended = asyncio.create_task(subscription.wait_ended())
+        try:
+            await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            ended.cancel()
+            outcome, _ = await asyncio.gather(reader, ended, return_exceptions=True)
+        if isinstance(outcome, Exception):
+            raise outcome
+        if isinstance(outcome, Closure):
+            await hub.drop(subscription, outcome)
+    finally:
+        await hub.release(subscription)
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._capacity = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+async def _read_client(websocket: WebSocket, settings: NotificationSettings) -> Closure | None:
+    """Discard what the client sends; a closure when it breaks a limit, None when it leaves."""
+    rate = settings.ws_client_messages_per_second
+    bucket = _TokenBucket(rate, burst=max(1.0, 2 * rate))
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text: str | None = message.get("text")
+        data: bytes | None = message.get("bytes")
+        size = len(text.encode()) if text is not None else len(data or b"")
+        if size > settings.ws_max_message_bytes:
+            return MESSAGE_TOO_BIG
+        if not bucket.take():
+            return TOO_MANY_MESSAGES

@@ -1,0 +1,21 @@
+"""Settings of notification-service, read from ``NOTIFICATION_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common import ServiceSettings
+
+
+class NotificationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_")
+
+    # Notifications kept per employee for clients that reconnect with ``?after=``.
+    backlog_per_employee: int = Field(default=200, gt=0)
+    # Messages waiting for one connection; a connection that falls this far behind is dropped.
+    send_queue_size: int = Field(default=256, gt=0)
+    max_connections_per_employee: int = Field(default=20, gt=0)
+    # Limits on what a client sends us (we expect nothing but keep-alives).
+    ws_max_message_bytes: int = Field(default=4096, gt=0)
+    ws_client_messages_per_second: float = Field(default=5.0, gt=0)

@@ -1,0 +1,254 @@
+"""The hub's fan-out, backlog and laggard rules, driven directly with in-memory sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from services.notification import hub as hub_module
+from services.notification.hub import Hub, TooManyConnections
+
+
+class FakeSocket:
+    """Records what the hub sends; a stuck one never completes a send or a close."""
+
+    def __init__(self, *, stuck: bool = False, broken: bool = False) -> None:
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.close_requested: tuple[int, str | None] | None = None
+        self._broken = broken
+        self._flowing = asyncio.Event()
+        if not stuck:
+            self._flowing.set()
+
+    async def send_text(self, data: str) -> None:
+        if self._broken:
+            raise ConnectionResetError("peer went away")
+        await self._flowing.wait()
+        self.messages.put_nowait(json.loads(data))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.close_requested = (code, reason)
+        await self._flowing.wait()
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.messages.get(), 1)
+
+    async def take(self, count: int) -> list[dict[str, Any]]:
+        return [await self.next() for _ in range(count)]
+
+
+def make_hub(**overrides: Any) -> Hub:
+    options: dict[str, Any] = {
+        "backlog_per_employee": 50,
+        "send_queue_size": 16,
+        "max_connections_per_employee": 5,
+        "close_timeout": 0.05,
+    }
+    return Hub(**(options | overrides))
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    hub = make_hub()
+    yield hub
+    await hub.close_all()
+
+
+def connect(hub: Hub, employee_id: int, *, after: int | None = None, **kind: bool) -> FakeSocket:
+    socket = FakeSocket(**kind)
+    hub.subscribe(employee_id, socket, after=after).start()
+    return socket
+
+
+def note(employee_id: int, title: str = "t", **fields: Any) -> dict[str, Any]:
+    return {"employeeId": employee_id, "type": "approval_result", "title": title, **fields}
+
+
+async def test_publish_without_connections_is_undelivered_but_kept_for_replay(hub: Hub) -> None:
+    assert hub.publish(note(1, "while away")) is False
+
+    socket = connect(hub, 1, after=0)
+
+    assert (await socket.next())["title"] == "while away"
+
+
+async def test_every_connection_of_an_employee_receives_each_notification(hub: Hub) -> None:
+    first, second = connect(hub, 1), connect(hub, 1)
+
+    assert hub.publish(note(1, "hello")) is True
+
+    assert await first.next() == await second.next()
+
+
+async def test_another_employees_connection_receives_nothing(hub: Hub) -> None:
+    mine, theirs = connect(hub, 1), connect(hub, 2)
+
+    hub.publish(note(1, "for 1"))
+    hub.publish(note(2, "for 2"))
+
+    assert (await mine.next())["title"] == "for 1"
+    assert (await theirs.next())["title"] == "for 2"
+    assert mine.messages.empty()
+    assert theirs.messages.empty()
+
+
+async def test_pushed_message_has_the_fields_an_id_and_a_utc_created_at(hub: Hub) -> None:
+    socket = connect(hub, 1)
+
+    hub.publish(note(1, "결재 요청", requestId=7, step=2, approverId=3, finalStatus=None))
+
+    message = await socket.next()
+    assert set(message) == {
+        "id",
+        "employeeId",
+        "type",
+        "title",
+        "requestId",
+        "step",
+        "approverId",
+        "createdAt",
+    }
+    assert message["title"] == "결재 요청"
+    assert datetime.fromisoformat(message["createdAt"]).utcoffset() == timedelta(0)
+
+
+async def test_ids_increase_even_when_the_clock_stands_still(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module.time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    socket = connect(hub, 1)
+
+    for n in range(5):
+        hub.publish(note(1, str(n)))
+
+    ids = [message["id"] for message in await socket.take(5)]
+    assert ids == sorted(set(ids))
+
+
+async def test_a_restarted_hub_issues_ids_above_the_previous_ones() -> None:
+    before, after = make_hub(), make_hub()
+    old = connect(before, 1)
+    before.publish(note(1))
+    last_before_restart = (await old.next())["id"]
+    await before.close_all()
+    await asyncio.sleep(0.001)
+
+    new = connect(after, 1)
+    after.publish(note(1))
+
+    assert (await new.next())["id"] > last_before_restart
+    await after.close_all()
+
+
+async def test_reconnecting_after_an_id_replays_exactly_the_missed_ones_in_order(
+    hub: Hub,
+) -> None:
+    first = connect(hub, 1)
+    for n in range(5):
+        hub.publish(note(1, str(n)))
+    seen = await first.take(5)
+    await hub.close_all()
+
+    again = connect(hub, 1, after=seen[1]["id"])
+    hub.publish(note(1, "live"))
+
+    titles = [message["title"] for message in await again.take(4)]
+    assert titles == ["2", "3", "4", "live"]
+    assert again.messages.empty()
+
+
+async def test_replay_is_bounded_by_the_backlog() -> None:
+    hub = make_hub(backlog_per_employee=3)
+    for n in range(5):
+        hub.publish(note(1, str(n)))
+
+    socket = connect(hub, 1, after=0)
+
+    assert [message["title"] for message in await socket.take(3)] == ["2", "3", "4"]
+    await hub.close_all()
+
+
+async def test_a_stuck_connection_is_dropped_while_the_others_keep_receiving() -> None:
+    hub = make_hub(send_queue_size=2)
+    stuck, healthy = connect(hub, 1, stuck=True), connect(hub, 1)
+
+    for n in range(10):
+        assert hub.publish(note(1, str(n))) is True
+        await asyncio.sleep(0)
+
+    assert [message["title"] for message in await healthy.take(10)] == [str(n) for n in range(10)]
+    assert stuck.close_requested == (1013, "too slow")
+    assert hub.connection_count(1) == 1
+    await hub.close_all()
+
+
+async def test_closing_a_stuck_connection_does_not_hang_the_hub() -> None:
+    hub = make_hub()
+    stuck = connect(hub, 1, stuck=True)
+    hub.publish(note(1))
+
+    await asyncio.wait_for(hub.close_all(), 1)
+
+    assert stuck.close_requested == (1001, "server shutting down")
+
+
+async def test_connections_over_the_per_employee_limit_are_refused() -> None:
+    hub = make_hub(max_connections_per_employee=2)
+    connect(hub, 1)
+    connect(hub, 1)
+
+    with pytest.raises(TooManyConnections):
+        connect(hub, 1)
+    connect(hub, 2)
+    await hub.close_all()
+
+
+async def test_a_connection_whose_send_fails_is_forgotten(hub: Hub) -> None:
+    connect(hub, 1, broken=True)
+
+    assert hub.publish(note(1)) is True
+    await asyncio.sleep(0.01)
+
+    assert hub.connection_count(1) == 0
+    assert hub.publish(note(1)) is False
+
+
+async def test_closing_the_hub_closes_every_connection_as_going_away(hub: Hub) -> None:
+    sockets = [connect(hub, 1), connect(hub, 1), connect(hub, 2)]
+
+    await hub.close_all()
+
+    assert [socket.close_requested for socket in sockets] == [(1001, "server shutting down")] * 3
+    assert hub.connection_count() == 0
+
+
+async def test_the_push_span_is_a_child_of_the_request_that_published() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    hub = make_hub(tracer=tracer)
+    socket = connect(hub, 1)
+
+    with tracer.start_as_current_span("POST /notify") as request_span:
+        hub.publish(note(1, requestId=7))
+    await socket.next()
+    await hub.close_all()
+
+    push = next(span for span in exporter.get_finished_spans() if span.name == "ws push")
+    assert push.kind is SpanKind.PRODUCER
+    assert push.parent is not None
+    assert push.parent.span_id == request_span.get_span_context().span_id
+    assert push.attributes is not None
+    assert push.attributes["erp.employee_id"] == 1
+    assert push.attributes["erp.request_id"] == 7
+    assert push.attributes["erp.notification_type"] == "approval_result"
