@@ -23,31 +23,33 @@ def _sh(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=120)
 
 
-def reset_mysql() -> None:
-    _sh(
-        "mariadb",
-        "-h127.0.0.1",
-        "-uerp",
-        "-perp",
-        "-e",
-        f"DROP DATABASE IF EXISTS {TEST_DB}; CREATE DATABASE {TEST_DB} "
-        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-    )
-
-
-@pytest.fixture(scope="session")
-def infra() -> None:
-    """Backing services up (installed if missing) and every test database empty."""
-    _sh(sys.executable, "-m", "services.devstack", "infra", "up")
-    reset_mysql()
-    migrate(MYSQL_URL)
+def _drop_test_databases() -> None:
+    _sh("mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {TEST_DB}")
     with MongoClient(MONGO_URL) as mongo:
         mongo.drop_database(TEST_DB)
     subprocess.run(
         ["rabbitmqctl", "-q", "delete_vhost", TEST_DB], capture_output=True, check=False, timeout=60
     )
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[None]:
+    """Backing services up (installed if missing) and this session's own empty databases."""
+    _sh(sys.executable, "-m", "services.devstack", "infra", "up")
+    _drop_test_databases()
+    _sh(
+        "mariadb",
+        "-uroot",
+        "-e",
+        f"CREATE DATABASE {TEST_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+        f"GRANT ALL ON {TEST_DB}.* TO 'erp'@'127.0.0.1'; "
+        f"GRANT ALL ON {TEST_DB}.* TO 'erp'@'localhost'",
+    )
+    migrate(MYSQL_URL)
     _sh("rabbitmqctl", "-q", "add_vhost", TEST_DB)
     _sh("rabbitmqctl", "-q", "set_permissions", "-p", TEST_DB, "guest", ".*", ".*", ".*")
+    yield
+    _drop_test_databases()
 
 
 @pytest.fixture(scope="session")

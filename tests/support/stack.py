@@ -12,7 +12,9 @@ from pathlib import Path
 
 from services.devstack.apps import AppService, get_service, start_app, stop_process, wait_ready
 
-TEST_DB = "erp_test"
+# One set of databases per test session (MySQL database, MongoDB database, RabbitMQ vhost),
+# so sessions running side by side never share state.
+TEST_DB = os.environ.get("ERP_TEST_DB") or f"erp_test_{os.getpid()}"
 MYSQL_URL = f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{TEST_DB}?charset=utf8mb4"
 MONGO_URL = "mongodb://127.0.0.1:27017"
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{TEST_DB}"

@@ -1,0 +1,120 @@
+"""approval-processing-service: consumes hand-offs into per-approver inboxes and submits
+approvers' decisions back to approval-request-service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import FastAPI
+from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
+
+from services.approval_processing.clients import notify_assigned, waiting_steps
+from services.approval_processing.consumer import WorkConsumer
+from services.approval_processing.inbox import Inbox, WorkItem
+from services.approval_processing.metrics import INBOX_REBUILD_SECONDS
+from services.approval_processing.router import router
+from services.approval_processing.settings import ApprovalProcessingSettings
+from services.common import build_app, create_http_session
+from services.common.messaging import connect, declare_topology
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The background work of one process: inbox rebuild and the AMQP consumer."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.settings: ApprovalProcessingSettings = app.state.settings
+        self.inbox: Inbox = app.state.inbox
+        self.connection: AbstractRobustConnection | None = None
+        self.rebuilt = False
+        self.consuming = False
+
+    async def rebuild(self) -> None:
+        """Hold again every step awaiting a decision, read from the source of truth."""
+        started = time.perf_counter()
+        after, count = 0, 0
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+        ):
+            with attempt:
+                while True:
+                    page = await waiting_steps(
+                        self.app.state.http,
+                        self.settings.approval_request_service_url,
+                        after_request_id=after,
+                        limit=self.settings.rebuild_page_size,
+                    )
+                    for row in page:
+                        if self.inbox.add(WorkItem(**row)) is not None:
+                            count += 1
+                    if len(page) < self.settings.rebuild_page_size:
+                        break
+                    after = page[-1]["requestId"]
+        elapsed = time.perf_counter() - started
+        INBOX_REBUILD_SECONDS.set(elapsed)
+        self.rebuilt = True
+        logger.info("inbox rebuilt: %d items in %.2fs", count, elapsed)
+
+    async def consume(self) -> None:
+        self.connection = await connect(self.settings.amqp_url)
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=self.settings.prefetch)
+        exchange, queue = await declare_topology(channel)
+
+        async def notify(notification: dict[str, Any]) -> bool:
+            return await notify_assigned(
+                self.app.state.http, self.settings.notification_service_url, notification
+            )
+
+        consumer = WorkConsumer(self.inbox, notify)
+        consumer.exchange = exchange
+        await queue.consume(consumer.handle)
+        self.consuming = True
+        logger.info("consuming approval.work")
+
+    async def check_broker(self) -> None:
+        if not self.consuming or self.connection is None or self.connection.is_closed:
+            raise ConnectionError("not consuming from RabbitMQ")
+
+    async def check_inbox(self) -> None:
+        if not self.rebuilt:
+            raise RuntimeError("inbox rebuild from approval-request-service not finished")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ApprovalProcessingSettings = app.state.settings
+    app.state.http = create_http_session(timeout_seconds=settings.http_timeout_seconds)
+    app.state.inbox = Inbox(remembered_decisions=settings.remembered_decisions)
+    runtime = Runtime(app)
+    app.state.readiness_checks = {"rabbitmq": runtime.check_broker, "inbox": runtime.check_inbox}
+    tasks = [asyncio.create_task(runtime.rebuild()), asyncio.create_task(runtime.consume())]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if runtime.connection is not None:
+            await runtime.connection.close()
+        await app.state.http.close()
+
+
+def create_app(settings: ApprovalProcessingSettings | None = None) -> FastAPI:
+    return build_app(
+        name="approval-processing-service",
+        title="approval-processing-service",
+        description="Per-approver inboxes fed from RabbitMQ; approve or reject.",
+        settings=settings or ApprovalProcessingSettings(),
+        lifespan=lifespan,
+        routers=[router],
+    )

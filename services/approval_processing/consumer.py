@@ -1,0 +1,131 @@
+"""Consumes ``approval.work``: each message becomes a held inbox item (acked only after),
+then its approver is told. Unparseable messages are dead-lettered, never dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, PositiveInt, ValidationError
+
+from services.approval_processing.inbox import Inbox, WorkItem
+from services.approval_processing.metrics import DEAD_LETTERED, MESSAGES_CONSUMED
+from services.common import extract_context
+from services.common.messaging import RETRY_ROUTING_KEY, WORK_QUEUE, json_message
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+Notify = Callable[[dict[str, Any]], Awaitable[bool]]
+
+
+class _Step(BaseModel):
+    step: PositiveInt
+    approverId: PositiveInt
+    status: str
+
+
+class WorkMessage(BaseModel):
+    requestId: PositiveInt
+    requesterId: PositiveInt
+    title: str
+    content: str
+    steps: list[_Step]
+
+
+def parse_work_item(body: bytes) -> WorkItem | None:
+    """The work item a message asks for: its lowest-numbered pending step (None if none).
+    Raises ``ValueError`` for a message that is not a valid ``approval.work`` body."""
+    try:
+        message = WorkMessage.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(str(exc)) from exc
+    pending = [s for s in message.steps if s.status == "pending"]
+    if not pending:
+        return None
+    first = min(pending, key=lambda s: s.step)
+    return WorkItem(
+        requestId=message.requestId,
+        step=first.step,
+        requesterId=message.requesterId,
+        approverId=first.approverId,
+        title=message.title,
+        content=message.content,
+    )
+
+
+def assigned_notification(item: WorkItem) -> dict[str, Any]:
+    return {
+        "employeeId": item.approverId,
+        "type": "approval_assigned",
+        "requestId": item.requestId,
+        "step": item.step,
+        "approverId": item.approverId,
+        "title": item.title,
+    }
+
+
+class WorkConsumer:
+    def __init__(self, inbox: Inbox, notify: Notify) -> None:
+        self.inbox = inbox
+        self.notify = notify
+        self.exchange: AbstractExchange | None = None
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        parent = extract_context(message.headers or {})
+        with tracer.start_as_current_span(
+            f"{WORK_QUEUE} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "rabbitmq", "messaging.destination.name": WORK_QUEUE},
+        ) as span:
+            try:
+                item = parse_work_item(message.body)
+            except ValueError as exc:
+                logger.error("unparseable approval.work message dead-lettered: %s", exc)
+                DEAD_LETTERED.inc()
+                await message.reject(requeue=False)
+                return
+            if item is None:
+                MESSAGES_CONSUMED.labels("stale").inc()
+                await message.ack()
+                return
+            span.set_attributes(
+                {
+                    "erp.request_id": item.requestId,
+                    "erp.step": item.step,
+                    "erp.employee_id": item.approverId,
+                }
+            )
+            held = self.inbox.add(item)
+            if held is None:
+                MESSAGES_CONSUMED.labels("stale").inc()
+            elif held.notified:
+                MESSAGES_CONSUMED.labels("duplicate").inc()
+            else:
+                await self._tell_approver(held, message)
+            await message.ack()
+
+    async def _tell_approver(self, item: WorkItem, message: AbstractIncomingMessage) -> None:
+        try:
+            await self.notify(assigned_notification(item))
+        except Exception as exc:
+            # The item is held; park the message so the notification is tried again later.
+            logger.warning(
+                "approver %s not notified of request %s yet: %s",
+                item.approverId,
+                item.requestId,
+                exc,
+            )
+            if self.exchange is not None:
+                retry = json_message(orjson.loads(message.body), headers=message.headers)
+                await self.exchange.publish(retry, routing_key=RETRY_ROUTING_KEY, timeout=5)
+            MESSAGES_CONSUMED.labels("retried").inc()
+            return
+        item.notified = True
+        MESSAGES_CONSUMED.labels("held").inc()

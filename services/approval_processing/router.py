@@ -1,0 +1,95 @@
+"""HTTP surface of approval-processing-service: approvers read and decide their inbox."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict
+
+from services.approval_processing.clients import submit_decision
+from services.approval_processing.inbox import Inbox
+from services.approval_processing.metrics import DECISIONS_SUBMITTED
+from services.common import DependencyUnavailable
+
+router = APIRouter(prefix="/process", tags=["processing"])
+
+NO_ITEM = "No pending approval found for this approver"
+STATUS_OF = {"approve": "approved", "reject": "rejected"}
+
+
+class WorkItemOut(BaseModel):
+    requestId: int
+    step: int
+    requesterId: int
+    approverId: int
+    title: str
+    content: str
+    status: str
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approve", "reject"]
+
+
+def _inbox(request: Request) -> Inbox:
+    inbox: Inbox = request.app.state.inbox
+    return inbox
+
+
+InboxDep = Annotated[Inbox, Depends(_inbox)]
+EmployeeId = Annotated[int, Path(ge=1)]
+
+
+@router.get("/{approver_id}", response_model=list[WorkItemOut])
+async def list_inbox(approver_id: EmployeeId, inbox: InboxDep) -> list[dict[str, Any]]:
+    return [item.public() for item in inbox.pending(approver_id)]
+
+
+@router.post(
+    "/{approver_id}/{request_id}", response_model=WorkItemOut, responses={404: {}, 409: {}, 502: {}}
+)
+async def decide(
+    approver_id: EmployeeId,
+    request_id: EmployeeId,
+    body: ActionIn,
+    inbox: InboxDep,
+    request: Request,
+) -> dict[str, Any]:
+    item = inbox.find(approver_id, request_id)
+    if item is None:
+        raise HTTPException(404, NO_ITEM)
+    if not inbox.begin(item):
+        raise HTTPException(409, "A decision on this approval is already in progress")
+    status = STATUS_OF[body.action]
+    try:
+        code, answer = await submit_decision(
+            request.app.state.http,
+            request.app.state.settings.approval_request_service_url,
+            request_id=item.requestId,
+            step=item.step,
+            approver_id=item.approverId,
+            status=status,
+        )
+    except DependencyUnavailable:
+        DECISIONS_SUBMITTED.labels(body.action, "failed").inc()
+        raise HTTPException(502, "Approval Request Service unavailable; try again") from None
+    finally:
+        inbox.end(item)
+    if code == 204:
+        inbox.complete(item)
+        DECISIONS_SUBMITTED.labels(body.action, "applied").inc()
+        return {**item.public(), "status": status}
+    if code == 409:
+        inbox.complete(item)
+        DECISIONS_SUBMITTED.labels(body.action, "conflict").inc()
+        raise HTTPException(409, (answer or {}).get("detail", "Step already decided"))
+    if code in (400, 404):
+        # The request service does not know this step: the item was stale; drop it.
+        inbox.complete(item)
+        DECISIONS_SUBMITTED.labels(body.action, "gone").inc()
+        raise HTTPException(404, NO_ITEM)
+    DECISIONS_SUBMITTED.labels(body.action, "failed").inc()
+    raise HTTPException(502, f"Approval Request Service answered {code}")

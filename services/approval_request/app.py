@@ -1,0 +1,122 @@
+"""approval-request-service: approval documents on MongoDB, hand-offs over RabbitMQ, and an
+outbox relay that delivers every side effect a state change implies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
+
+from services.approval_request import workflow
+from services.approval_request.clients.employee import LeaveRefused, record_approved_leave
+from services.approval_request.clients.notify import NotificationRefused, send_notification
+from services.approval_request.outbox import OutboxRelay, PermanentFailure
+from services.approval_request.publisher import WorkPublisher
+from services.approval_request.repository import ApprovalRepository
+from services.approval_request.router import internal, router
+from services.approval_request.settings import ApprovalRequestSettings
+from services.common import build_app, create_http_session
+
+logger = logging.getLogger(__name__)
+
+
+def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
+    settings: ApprovalRequestSettings = app.state.settings
+
+    async def handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        await publisher.publish(payload)
+        return []
+
+    async def notify(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        try:
+            await send_notification(app.state.http, settings.notification_service_url, payload)
+        except NotificationRefused as exc:
+            raise PermanentFailure(str(exc)) from exc
+        return []
+
+    async def leave(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        try:
+            await record_approved_leave(app.state.http, settings.employee_service_url, payload)
+        except LeaveRefused as exc:
+            raise PermanentFailure(str(exc)) from exc
+        notification = workflow.leave_confirmed_notification(payload, doc["title"])
+        return [workflow.Effect("notify", notification)]
+
+    return {"handoff": handoff, "notify": notify, "leave": leave}
+
+
+async def _prepare_database(repository: ApprovalRepository) -> None:
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=0.2, max=5),
+        before_sleep=before_sleep_log(logger, logging.WARNING),
+    ):
+        with attempt:
+            await repository.ensure_indexes()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ApprovalRequestSettings = app.state.settings
+    PymongoInstrumentor().instrument()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=3000
+    )
+    repository = ApprovalRepository(mongo[settings.mongo_db])
+    publisher = WorkPublisher(settings.amqp_url)
+    app.state.repository = repository
+    app.state.http = create_http_session(timeout_seconds=settings.http_timeout_seconds)
+    app.state.relay = relay = OutboxRelay(
+        repository,
+        _deliverers(app, publisher),
+        poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
+        max_backoff_seconds=settings.outbox_max_backoff_seconds,
+        batch=settings.outbox_batch,
+    )
+    app.state.readiness_checks = {"mongodb": repository.ping, "rabbitmq": publisher.check}
+    background = [
+        asyncio.create_task(_prepare_database(repository)),
+        asyncio.create_task(publisher.start()),
+    ]
+    relay.start()
+    try:
+        yield
+    finally:
+        await relay.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await publisher.close()
+        await app.state.http.close()
+        await mongo.close()
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Database unavailable, try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+def create_app(settings: ApprovalRequestSettings | None = None) -> FastAPI:
+    app = build_app(
+        name="approval-request-service",
+        title="approval-request-service",
+        description="Creates approval requests, applies decisions, confirms leave.",
+        settings=settings or ApprovalRequestSettings(),
+        lifespan=lifespan,
+        routers=[internal, router],
+    )
+    app.add_exception_handler(ConnectionFailure, _database_down)
+    app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
+    return app

@@ -1,0 +1,67 @@
+"""Publishes approval hand-offs to RabbitMQ with publisher confirms and trace context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from services.approval_request.metrics import AMQP_PUBLISHED
+from services.common import DependencyUnavailable, inject_context, track_dependency
+from services.common.messaging import (
+    EXCHANGE,
+    WORK_ROUTING_KEY,
+    connect,
+    declare_topology,
+    json_message,
+)
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+class WorkPublisher:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: AbstractRobustConnection | None = None
+        self.exchange: AbstractExchange | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Runs in the background: the service serves (and stores work) while it connects."""
+        self.connection = await connect(self.url)
+        channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        self.exchange, _ = await declare_topology(channel)
+        self._ready.set()
+        logger.info("publisher connected to RabbitMQ")
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    async def check(self) -> None:
+        if self.connection is None or self.connection.is_closed or not self._ready.is_set():
+            raise ConnectionError("not connected to RabbitMQ")
+
+    async def publish(self, body: dict[str, Any]) -> None:
+        if self.exchange is None:
+            raise DependencyUnavailable("rabbitmq")
+        attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": EXCHANGE,
+            "messaging.rabbitmq.destination.routing_key": WORK_ROUTING_KEY,
+            "erp.request_id": body["requestId"],
+        }
+        with tracer.start_as_current_span(
+            f"{EXCHANGE} publish", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            message = json_message(body, headers=dict(inject_context({})))
+            async with track_dependency("rabbitmq", "publish"):
+                await self.exchange.publish(
+                    message, routing_key=WORK_ROUTING_KEY, mandatory=True, timeout=5
+                )
+        AMQP_PUBLISHED.labels(WORK_ROUTING_KEY).inc()

@@ -1,0 +1,105 @@
+"""HTTP surface of approval-request-service: parse, call one service function, map."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from services.approval_request import service, workflow
+from services.approval_request.deps import ApprovalsDep, FindMissingDep, RelayDep
+from services.approval_request.schemas import (
+    ApprovalCreate,
+    ApprovalDocument,
+    Created,
+    Decision,
+    FinalStatus,
+    WaitingStep,
+)
+
+router = APIRouter(prefix="/approvals", tags=["approvals"])
+internal = APIRouter(prefix="/approvals/internal", tags=["internal"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 404: {}, 409: {}, 502: {}}
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=Created, responses={400: {}, 502: {}}
+)
+async def create_approval(
+    body: ApprovalCreate, approvals: ApprovalsDep, relay: RelayDep, find_missing: FindMissingDep
+) -> Created:
+    try:
+        request_id = await service.create(
+            repository=approvals, find_missing=find_missing, body=body
+        )
+    except service.Rejected as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+    relay.kick(request_id)
+    return Created(requestId=request_id)
+
+
+@router.get("", response_model=list[ApprovalDocument])
+async def list_approvals(
+    approvals: ApprovalsDep,
+    requester_id: Annotated[int | None, Query(alias="requesterId", ge=1)] = None,
+    approver_id: Annotated[int | None, Query(alias="approverId", ge=1)] = None,
+    final_status: Annotated[FinalStatus | None, Query(alias="finalStatus")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> Any:
+    filters: dict[str, Any] = {}
+    if requester_id is not None:
+        filters["requesterId"] = requester_id
+    if approver_id is not None:
+        filters["approverIds"] = approver_id
+    if final_status is not None:
+        filters["finalStatus"] = final_status.value
+    return await approvals.find_many(filters=filters, limit=limit, offset=offset)
+
+
+@internal.post("/result", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+async def record_result(body: Decision, approvals: ApprovalsDep, relay: RelayDep) -> Response:
+    """Called by approval-processing-service with an approver's decision."""
+    outcome = await service.decide(repository=approvals, decision=body)
+    if isinstance(outcome, workflow.Refused):
+        raise HTTPException(outcome.status_code, outcome.detail)
+    if isinstance(outcome, workflow.Applied):
+        relay.kick(body.requestId)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@internal.get("/waiting", response_model=list[WaitingStep])
+async def waiting_steps(
+    approvals: ApprovalsDep,
+    after_request_id: Annotated[int, Query(alias="afterRequestId", ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> list[WaitingStep]:
+    """Every step awaiting its approver, in request order; processing rebuilds its inboxes
+    from this after a restart (keyset paging on ``afterRequestId``)."""
+    docs = await approvals.waiting(after_request_id=after_request_id, limit=limit)
+    result = []
+    for doc in docs:
+        index = workflow.awaiting_index(doc)
+        if index is None:
+            continue
+        step = doc["steps"][index]
+        result.append(
+            WaitingStep(
+                requestId=doc["requestId"],
+                step=step["step"],
+                requesterId=doc["requesterId"],
+                approverId=step["approverId"],
+                title=doc["title"],
+                content=doc["content"],
+            )
+        )
+    return result
+
+
+@router.get("/{request_id}", response_model=ApprovalDocument, responses={404: {}})
+async def get_approval(request_id: int, approvals: ApprovalsDep) -> Any:
+    doc = await approvals.get(request_id, public=True)
+    if doc is None:
+        raise HTTPException(404, "Approval request not found")
+    return doc

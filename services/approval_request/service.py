@@ -1,0 +1,132 @@
+"""Approval use cases: create, decide, read. Rules live in ``workflow``; storage in
+``repository``; this module ties them together and never talks HTTP itself."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from services.approval_request import workflow
+from services.approval_request.metrics import APPROVALS_CREATED, COMPLETION, DECISIONS
+from services.approval_request.outbox import stored_effects
+from services.approval_request.repository import NEVER, ApprovalRepository
+from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus
+from services.common import current_traceparent, extract_context
+
+MAX_DECISION_ATTEMPTS = 20
+FindMissing = Callable[[Iterable[int]], Awaitable[list[int]]]
+
+
+class Rejected(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+async def create(
+    *, repository: ApprovalRepository, find_missing: FindMissing, body: ApprovalCreate
+) -> int:
+    error = workflow.creation_error(body)
+    if error:
+        raise Rejected(400, error)
+    missing = await find_missing([body.requesterId, *(s.approverId for s in body.steps)])
+    if missing:
+        raise Rejected(400, f"Employee {missing[0]} not found in Employee Service")
+    now = datetime.now(UTC)
+    traceparent = current_traceparent()
+
+    def build(request_id: int) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "requestId": request_id,
+            "requesterId": body.requesterId,
+            "title": body.title,
+            "content": body.content,
+            "steps": [
+                {"step": s.step, "approverId": s.approverId, "status": "pending", "updatedAt": None}
+                for s in body.steps
+            ],
+            "finalStatus": FinalStatus.PENDING.value,
+            "requestType": body.requestType.value,
+            "leaveInfo": body.leaveInfo.model_dump(mode="json") if body.leaveInfo else None,
+            "createdAt": now,
+            "updatedAt": now,
+            "approverIds": sorted({s.approverId for s in body.steps}),
+            "version": 0,
+            "createdTraceparent": traceparent,
+        }
+        effects = stored_effects(workflow.creation_effects(doc), now=now)
+        doc.update(
+            outbox=effects,
+            pendingEffects=len(effects),
+            outboxVersion=1,
+            effectsDueAt=now,
+            relayLeaseUntil=NEVER,
+        )
+        return doc
+
+    request_id = await repository.insert_new(build)
+    APPROVALS_CREATED.labels(body.requestType.value).inc()
+    trace.get_current_span().set_attributes(
+        {
+            "erp.request_id": request_id,
+            "erp.employee_id": body.requesterId,
+            "erp.request_type": body.requestType.value,
+        }
+    )
+    return request_id
+
+
+def _creation_link(doc: dict[str, Any]) -> list[trace.Link]:
+    parent = doc.get("createdTraceparent")
+    if not parent:
+        return []
+    context = trace.get_current_span(extract_context({"traceparent": parent})).get_span_context()
+    return [trace.Link(context, {"erp.link": "created_by"})] if context.is_valid else []
+
+
+async def decide(*, repository: ApprovalRepository, decision: Decision) -> workflow.Outcome:
+    """Applies one decision atomically; a concurrent change makes it re-read and re-judge."""
+    for _ in range(MAX_DECISION_ATTEMPTS):
+        doc = await repository.get(decision.requestId)
+        if doc is None:
+            return workflow.NOT_FOUND
+        outcome = workflow.decide(doc, decision)
+        if not isinstance(outcome, workflow.Applied):
+            return outcome
+        now = datetime.now(UTC)
+        attributes = {
+            "erp.request_id": decision.requestId,
+            "erp.step": decision.step,
+            "erp.employee_id": decision.approverId,
+            "erp.request_type": doc["requestType"],
+            "erp.decision": decision.status,
+        }
+        tracer = trace.get_tracer(__name__)
+        with tracer.start_as_current_span(
+            "approval decide", links=_creation_link(doc), attributes=attributes
+        ):
+            changes = {
+                f"steps.{outcome.index}.status": outcome.step_status.value,
+                f"steps.{outcome.index}.updatedAt": now,
+                "finalStatus": outcome.final_status.value,
+            }
+            applied = await repository.apply(
+                request_id=decision.requestId,
+                version=doc["version"],
+                index=outcome.index,
+                changes=changes,
+                effects=stored_effects(outcome.effects, now=now),
+                now=now,
+            )
+        if applied:
+            DECISIONS.labels(outcome.step_status.value, outcome.final_status.value).inc()
+            if outcome.current_step is None:
+                COMPLETION.labels(outcome.final_status.value).observe(
+                    (now - doc["createdAt"]).total_seconds()
+                )
+            return outcome
+    return workflow.Refused(409, "The approval request is changing too fast, try again")

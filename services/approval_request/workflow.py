@@ -1,0 +1,173 @@
+"""The approval state machine: pure functions from a document and an event to the new state
+and the side effects it implies. No I/O here; ``service.py`` stores what these decide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from services.approval_request.schemas import (
+    ApprovalCreate,
+    Decision,
+    FinalStatus,
+    RequestType,
+    StepStatus,
+)
+
+EffectKind = Literal["handoff", "notify", "leave"]
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A message the state change implies, stored with it and delivered by the outbox relay."""
+
+    kind: EffectKind
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Applied:
+    index: int
+    step_status: StepStatus
+    final_status: FinalStatus
+    current_step: int | None
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The same decision was already applied: answer 204, change nothing."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    status_code: int
+    detail: str
+
+
+Outcome = Applied | Replay | Refused
+
+NOT_FOUND = Refused(404, "Approval request not found")
+STEP_NOT_FOUND = Refused(400, "Matching approval step not found")
+
+
+def creation_error(body: ApprovalCreate) -> str | None:
+    """The business rules a new request must meet, beyond its shape (checked by pydantic)."""
+    if body.requestType is RequestType.LEAVE and body.leaveInfo is None:
+        return "leaveInfo is required when requestType is LEAVE"
+    if body.requestType is RequestType.GENERAL and body.leaveInfo is not None:
+        return "leaveInfo is only allowed when requestType is LEAVE"
+    if [s.step for s in body.steps] != list(range(1, len(body.steps) + 1)):
+        return "steps must start at 1 and be consecutive in ascending order"
+    if any(s.approverId == body.requesterId for s in body.steps):
+        return "requester cannot approve their own request"
+    if body.leaveInfo is not None and body.leaveInfo.endDate < body.leaveInfo.startDate:
+        return "leaveInfo.endDate must not be before leaveInfo.startDate"
+    return None
+
+
+def handoff_message(doc: Document) -> dict[str, Any]:
+    """The ``approval.work`` message body (spec section 3); its consumer picks the first
+    pending step. This is the one builder production publishing and contracts both use."""
+    return {
+        "requestId": doc["requestId"],
+        "requesterId": doc["requesterId"],
+        "title": doc["title"],
+        "content": doc["content"],
+        "steps": [
+            {"step": s["step"], "approverId": s["approverId"], "status": s["status"]}
+            for s in doc["steps"]
+        ],
+    }
+
+
+def creation_effects(doc: Document) -> list[Effect]:
+    return [Effect("handoff", handoff_message(doc))]
+
+
+def awaiting_index(doc: Document) -> int | None:
+    """Position of the step a decision is expected for, or None once the request is final."""
+    if doc["finalStatus"] in (FinalStatus.APPROVED, FinalStatus.REJECTED):
+        return None
+    for index, step in enumerate(doc["steps"]):
+        if step["status"] == StepStatus.PENDING:
+            return index
+    return None
+
+
+def decide(doc: Document, decision: Decision) -> Outcome:
+    steps = doc["steps"]
+    index = next(
+        (
+            i
+            for i, s in enumerate(steps)
+            if s["step"] == decision.step and s["approverId"] == decision.approverId
+        ),
+        None,
+    )
+    if index is None:
+        return STEP_NOT_FOUND
+    current = steps[index]["status"]
+    if current == decision.status:
+        return Replay()
+    if current != StepStatus.PENDING:
+        return Refused(409, f"Step {decision.step} was already {current}")
+    if index != awaiting_index(doc):
+        if doc["finalStatus"] == FinalStatus.REJECTED:
+            return Refused(409, "Approval request was already rejected")
+        return Refused(409, f"Step {decision.step} is not the step awaiting a decision")
+
+    status = StepStatus(decision.status)
+    after = [dict(s) for s in steps]
+    after[index]["status"] = status
+    next_index = index + 1 if index + 1 < len(after) else None
+    if status is StepStatus.REJECTED:
+        final, current_step = FinalStatus.REJECTED, None
+    elif next_index is None:
+        final, current_step = FinalStatus.APPROVED, None
+    else:
+        final, current_step = FinalStatus.IN_PROGRESS, after[next_index]["step"]
+
+    result = {
+        "type": "approval_result",
+        "requestId": doc["requestId"],
+        "step": decision.step,
+        "approverId": decision.approverId,
+        "stepStatus": status.value,
+        "finalStatus": final.value,
+        "title": doc["title"],
+    }
+    effects = [
+        Effect("notify", {"employeeId": doc["requesterId"], **result}),
+        Effect("notify", {"employeeId": decision.approverId, **result}),
+    ]
+    if current_step is not None:
+        effects.append(Effect("handoff", handoff_message({**doc, "steps": after})))
+    if final is FinalStatus.APPROVED and doc["requestType"] == RequestType.LEAVE:
+        effects.append(Effect("leave", leave_confirmation(doc)))
+    return Applied(index, status, final, current_step, effects)
+
+
+def leave_confirmation(doc: Document) -> dict[str, Any]:
+    info = doc["leaveInfo"]
+    return {
+        "employeeId": doc["requesterId"],
+        "startDate": info["startDate"],
+        "endDate": info["endDate"],
+        "days": info["days"],
+        "leaveType": info["leaveType"],
+        "reason": info.get("reason", ""),
+        "requestId": doc["requestId"],
+    }
+
+
+def leave_confirmed_notification(leave: dict[str, Any], title: str) -> dict[str, Any]:
+    """What the requester is told once the employee service has recorded the leave."""
+    return {
+        "employeeId": leave["employeeId"],
+        "type": "leave_confirmed",
+        "requestId": leave["requestId"],
+        "finalStatus": FinalStatus.APPROVED.value,
+        "title": title,
+    }
