@@ -1,0 +1,92 @@
+"""Per-approver inboxes and the work-message parser, as pure logic."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from services.approval_processing.consumer import parse_work_item
+from services.approval_processing.inbox import Inbox, WorkItem
+
+
+def item(request_id: int, step: int = 1, approver: int = 2) -> WorkItem:
+    return WorkItem(
+        requestId=request_id, step=step, requesterId=1, approverId=approver, title="t", content="c"
+    )
+
+
+def test_an_item_is_held_once_however_often_it_arrives() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    first = inbox.add(item(1))
+    assert inbox.add(item(1)) is first
+    assert len(inbox) == 1
+    assert inbox.pending(2) == [first]
+
+
+def test_items_are_listed_oldest_first() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    for request_id in (5, 3, 9):
+        inbox.add(item(request_id))
+    assert [i.requestId for i in inbox.pending(2)] == [5, 3, 9]
+
+
+def test_a_decided_step_never_comes_back() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    held = inbox.add(item(1))
+    assert held is not None
+    inbox.complete(held)
+    assert inbox.add(item(1)) is None
+    assert inbox.pending(2) == []
+
+
+def test_a_later_step_replaces_a_stale_earlier_one() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    inbox.add(item(1, step=1, approver=2))
+    inbox.add(item(1, step=2, approver=3))
+    assert inbox.pending(2) == []
+    assert [i.step for i in inbox.pending(3)] == [2]
+    assert inbox.add(item(1, step=1, approver=2)) is None
+
+
+def test_one_decision_at_a_time_per_item() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    held = inbox.add(item(1))
+    assert held is not None
+    assert inbox.begin(held)
+    assert not inbox.begin(held)
+    inbox.end(held)
+    assert inbox.begin(held)
+
+
+def test_parser_takes_the_lowest_pending_step() -> None:
+    body = {
+        "requestId": 7,
+        "requesterId": 1,
+        "title": "t",
+        "content": "c",
+        "steps": [
+            {"step": 2, "approverId": 3, "status": "pending"},
+            {"step": 1, "approverId": 2, "status": "approved"},
+            {"step": 3, "approverId": 4, "status": "pending"},
+        ],
+    }
+    parsed = parse_work_item(orjson.dumps(body))
+    assert parsed is not None
+    assert (parsed.requestId, parsed.step, parsed.approverId) == (7, 2, 3)
+
+
+def test_parser_returns_nothing_when_no_step_is_pending() -> None:
+    body = {
+        "requestId": 7,
+        "requesterId": 1,
+        "title": "t",
+        "content": "c",
+        "steps": [{"step": 1, "approverId": 2, "status": "approved"}],
+    }
+    assert parse_work_item(orjson.dumps(body)) is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"requestId": 1}', b'{"requestId": "x"}'])
+def test_parser_rejects_malformed_messages(raw: bytes) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        parse_work_item(raw)

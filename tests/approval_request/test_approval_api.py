@@ -1,0 +1,247 @@
+"""approval-request-service's public and internal HTTP contract (spec section 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import factories
+
+
+@pytest.fixture
+async def people(client: httpx.AsyncClient, employee_url: str) -> list[int]:
+    return await factories.employees(client, employee_url, 3)
+
+
+async def _refused(
+    client: httpx.AsyncClient, approvals_url: str, body: dict[str, Any], status: int
+) -> httpx.Response:
+    response = await client.post(f"{approvals_url}/approvals", json=body)
+    assert response.status_code == status, response.text
+    stored = await client.get(
+        f"{approvals_url}/approvals", params={"requesterId": body["requesterId"]}
+    )
+    assert stored.json() == [], "a refused request must store nothing"
+    return response
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"requestType": "LEAVE"}, "leaveInfo is required when requestType is LEAVE"),
+        (
+            {"steps": [{"step": 2, "approverId": 0}]},
+            "steps must start at 1 and be consecutive in ascending order",
+        ),
+        (
+            {"steps": [{"step": 1, "approverId": 0}, {"step": 3, "approverId": 0}]},
+            "steps must start at 1 and be consecutive in ascending order",
+        ),
+        (
+            {"steps": [{"step": 2, "approverId": 0}, {"step": 1, "approverId": 0}]},
+            "steps must start at 1 and be consecutive in ascending order",
+        ),
+    ],
+    ids=["leave-without-info", "starts-at-2", "gap", "descending"],
+)
+async def test_business_rule_violations_are_400_with_the_spec_text(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+    change: dict[str, Any],
+    detail: str,
+) -> None:
+    requester, approver, _ = people
+    body = {**factories.approval_body(requester, [approver]), **change}
+    for step in body["steps"]:
+        step["approverId"] = step["approverId"] or approver
+    response = await _refused(client, approvals_url, body, 400)
+    assert response.json() == {"detail": detail}
+
+
+async def test_requester_cannot_approve_their_own_request(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, approver, _ = people
+    body = factories.approval_body(requester, [approver, requester])
+    response = await _refused(client, approvals_url, body, 400)
+    assert response.json() == {"detail": "requester cannot approve their own request"}
+
+
+async def test_unknown_employee_is_named_in_the_400(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, approver, _ = people
+    body = factories.approval_body(requester, [approver, 99999991])
+    response = await _refused(client, approvals_url, body, 400)
+    assert response.json() == {"detail": "Employee 99999991 not found in Employee Service"}
+
+
+async def test_leave_ending_before_it_starts_is_a_400(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, approver, _ = people
+    body = factories.leave_body(requester, [approver], startDate="2027-02-03", endDate="2027-02-01")
+    response = await _refused(client, approvals_url, body, 400)
+    assert "endDate" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"title": ""},
+        {"title": "가" * 201},
+        {"content": "x" * 5001},
+        {"steps": []},
+        {"steps": [{"step": n, "approverId": 1} for n in range(1, 22)]},
+        {"requestType": "VACATION"},
+        {"requesterId": "me"},
+        {
+            "leaveInfo": {
+                "startDate": "2027-01-01",
+                "endDate": "2027-01-01",
+                "days": 0,
+                "leaveType": "ANNUAL",
+            },
+            "requestType": "LEAVE",
+        },
+    ],
+    ids=[
+        "blank-title",
+        "long-title",
+        "long-content",
+        "no-steps",
+        "21-steps",
+        "bad-type",
+        "bad-requester",
+        "zero-days",
+    ],
+)
+async def test_malformed_requests_are_422(
+    client: httpx.AsyncClient, approvals_url: str, people: list[int], change: dict[str, Any]
+) -> None:
+    requester, approver, _ = people
+    body = {**factories.approval_body(requester, [approver]), **change}
+    if change.get("requesterId") == "me":
+        response = await client.post(f"{approvals_url}/approvals", json=body)
+        assert response.status_code == 422
+        return
+    await _refused(client, approvals_url, body, 422)
+
+
+async def test_unknown_request_is_404_with_the_spec_text(
+    client: httpx.AsyncClient, approvals_url: str
+) -> None:
+    response = await client.get(f"{approvals_url}/approvals/99999999")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Approval request not found"}
+
+
+async def test_list_is_newest_first_with_filters_and_paging(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, first, second = people
+    ids = []
+    for approvers in ([first], [second], [first, second]):
+        created = await client.post(
+            f"{approvals_url}/approvals", json=factories.approval_body(requester, approvers)
+        )
+        ids.append(created.json()["requestId"])
+    url = f"{approvals_url}/approvals"
+    mine = (await client.get(url, params={"requesterId": requester})).json()
+    assert [d["requestId"] for d in mine] == ids[::-1]
+    assert set(mine[0]) == {
+        "requestId",
+        "requesterId",
+        "title",
+        "content",
+        "steps",
+        "finalStatus",
+        "requestType",
+        "leaveInfo",
+        "createdAt",
+        "updatedAt",
+    }
+    for_second = (await client.get(url, params={"approverId": second})).json()
+    assert [d["requestId"] for d in for_second] == [ids[2], ids[1]]
+    page = (
+        await client.get(url, params={"requesterId": requester, "limit": 1, "offset": 1})
+    ).json()
+    assert [d["requestId"] for d in page] == [ids[1]]
+    pending = (
+        await client.get(url, params={"requesterId": requester, "finalStatus": "pending"})
+    ).json()
+    assert {d["requestId"] for d in pending} == set(ids)
+    assert (await client.get(url, params={"limit": 501})).status_code == 422
+    assert (await client.get(url, params={"finalStatus": "done"})).status_code == 422
+
+
+async def test_result_for_unknown_request_is_404(
+    client: httpx.AsyncClient, approvals_url: str
+) -> None:
+    response = await client.post(
+        f"{approvals_url}/approvals/internal/result",
+        json={"requestId": 99999999, "step": 1, "approverId": 1, "status": "approved"},
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Approval request not found"}
+
+
+async def test_result_for_a_step_that_does_not_match_is_400(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, approver, other = people
+    created = await client.post(
+        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    )
+    request_id = created.json()["requestId"]
+    url = f"{approvals_url}/approvals/internal/result"
+    for step, who in ((1, other), (2, approver)):
+        response = await client.post(
+            url,
+            json={"requestId": request_id, "step": step, "approverId": who, "status": "approved"},
+        )
+        assert response.status_code == 400
+        assert response.json() == {"detail": "Matching approval step not found"}
+
+
+async def test_result_for_a_step_not_yet_awaiting_is_409(
+    client: httpx.AsyncClient,
+    approvals_url: str,
+    people: list[int],
+) -> None:
+    requester, first, second = people
+    created = await client.post(
+        f"{approvals_url}/approvals", json=factories.approval_body(requester, [first, second])
+    )
+    request_id = created.json()["requestId"]
+    response = await client.post(
+        f"{approvals_url}/approvals/internal/result",
+        json={"requestId": request_id, "step": 2, "approverId": second, "status": "approved"},
+    )
+    assert response.status_code == 409
+    doc = (await client.get(f"{approvals_url}/approvals/{request_id}")).json()
+    assert [s["status"] for s in doc["steps"]] == ["pending", "pending"]
+
+
+@pytest.mark.parametrize("status", ["approve", "maybe", ""])
+async def test_result_with_an_unknown_status_is_422(
+    client: httpx.AsyncClient, approvals_url: str, status: str
+) -> None:
+    response = await client.post(
+        f"{approvals_url}/approvals/internal/result",
+        json={"requestId": 1, "step": 1, "approverId": 1, "status": status},
+    )
+    assert response.status_code == 422

@@ -1,0 +1,112 @@
+"""The approval state machine as pure functions (no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.approval_request import workflow
+from services.approval_request.schemas import Decision
+
+
+def doc(*statuses: str, final: str = "pending", kind: str = "GENERAL") -> dict[str, Any]:
+    return {
+        "requestId": 7,
+        "requesterId": 1,
+        "title": "t",
+        "content": "c",
+        "requestType": kind,
+        "finalStatus": final,
+        "steps": [
+            {"step": n, "approverId": n + 1, "status": s, "updatedAt": None}
+            for n, s in enumerate(statuses, start=1)
+        ],
+        "leaveInfo": {
+            "startDate": "2027-01-01",
+            "endDate": "2027-01-02",
+            "days": 2,
+            "leaveType": "ANNUAL",
+            "reason": "r",
+        }
+        if kind == "LEAVE"
+        else None,
+    }
+
+
+def decision(step: int, status: str = "approved") -> Decision:
+    return Decision(requestId=7, step=step, approverId=step + 1, status=status)  # type: ignore[arg-type]
+
+
+def kinds(outcome: workflow.Outcome) -> list[str]:
+    assert isinstance(outcome, workflow.Applied)
+    return [e.kind for e in outcome.effects]
+
+
+def test_first_approval_moves_to_in_progress_and_hands_out_the_next_step() -> None:
+    outcome = workflow.decide(doc("pending", "pending"), decision(1))
+    assert isinstance(outcome, workflow.Applied)
+    assert (outcome.final_status, outcome.current_step) == ("in_progress", 2)
+    assert kinds(outcome) == ["notify", "notify", "handoff"]
+    handoff = outcome.effects[2].payload
+    assert [s["status"] for s in handoff["steps"]] == ["approved", "pending"]
+
+
+def test_last_approval_approves_and_a_leave_is_confirmed() -> None:
+    outcome = workflow.decide(
+        doc("approved", "pending", final="in_progress", kind="LEAVE"), decision(2)
+    )
+    assert isinstance(outcome, workflow.Applied)
+    assert outcome.final_status == "approved"
+    assert kinds(outcome) == ["notify", "notify", "leave"]
+    assert outcome.effects[2].payload["requestId"] == 7
+
+
+def test_rejection_ends_the_request_without_handing_out_later_steps() -> None:
+    outcome = workflow.decide(doc("pending", "pending", "pending"), decision(1, "rejected"))
+    assert isinstance(outcome, workflow.Applied)
+    assert outcome.final_status == "rejected"
+    assert kinds(outcome) == ["notify", "notify"]
+
+
+def test_replay_changes_nothing() -> None:
+    assert isinstance(
+        workflow.decide(doc("approved", "pending", final="in_progress"), decision(1)),
+        workflow.Replay,
+    )
+
+
+def test_opposite_decision_on_a_decided_step_conflicts() -> None:
+    outcome = workflow.decide(
+        doc("approved", "pending", final="in_progress"), decision(1, "rejected")
+    )
+    assert outcome == workflow.Refused(409, "Step 1 was already approved")
+
+
+def test_later_step_cannot_be_decided_first() -> None:
+    outcome = workflow.decide(doc("pending", "pending"), decision(2))
+    assert isinstance(outcome, workflow.Refused)
+    assert outcome.status_code == 409
+
+
+def test_steps_after_a_rejection_conflict() -> None:
+    outcome = workflow.decide(doc("rejected", "pending", final="rejected"), decision(2))
+    assert outcome == workflow.Refused(409, "Approval request was already rejected")
+
+
+def test_unknown_step_or_approver_is_not_found() -> None:
+    wrong_approver = Decision(requestId=7, step=1, approverId=99, status="approved")
+    assert workflow.decide(doc("pending"), wrong_approver) == workflow.STEP_NOT_FOUND
+    assert workflow.decide(doc("pending"), decision(5)) == workflow.STEP_NOT_FOUND
+
+
+def test_handoff_message_has_the_spec_shape() -> None:
+    message = workflow.handoff_message(doc("approved", "pending"))
+    assert message == {
+        "requestId": 7,
+        "requesterId": 1,
+        "title": "t",
+        "content": "c",
+        "steps": [
+            {"step": 1, "approverId": 2, "status": "approved"},
+            {"step": 2, "approverId": 3, "status": "pending"},
+        ],
+    }
