@@ -13,6 +13,7 @@ import pytest
 from pymongo import MongoClient
 
 from services.devstack.apps import migrate
+from tests.support.auth import as_admin, as_service, as_user
 from tests.support.stack import MONGO_URL, MYSQL_URL, TEST_DB, Stack, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +86,29 @@ def notification_url(stack: Stack) -> str:
     return stack.url("notification")
 
 
+async def _credentials(request: httpx.Request) -> None:
+    """Present the credentials the natural caller of each endpoint has, unless the test set
+    its own: a service token for internal endpoints, the approver's own token for their
+    inbox, an administrator's elsewhere. Authorization rules are proven in tests/auth/."""
+    if "authorization" in request.headers:
+        return
+    path = request.url.path
+    if "/internal/" in path or path == "/notify":
+        request.headers.update(as_service())
+    elif path.startswith("/process/"):
+        request.headers.update(as_user(int(path.split("/")[2])))
+    else:
+        request.headers.update(as_admin())
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15, event_hooks={"request": [_credentials]}) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous() -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no credentials at all."""
     async with httpx.AsyncClient(timeout=15) as http:
         yield http

@@ -93,7 +93,10 @@ class Runtime:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApprovalProcessingSettings = app.state.settings
-    app.state.http = create_http_session(timeout_seconds=settings.http_timeout_seconds)
+    app.state.http = create_http_session(
+        timeout_seconds=settings.http_timeout_seconds,
+        authorization=app.state.service_credentials.header,
+    )
     app.state.inbox = Inbox(remembered_decisions=settings.remembered_decisions)
     runtime = Runtime(app)
     app.state.readiness_checks = {"rabbitmq": runtime.check_broker, "inbox": runtime.check_inbox}

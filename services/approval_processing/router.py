@@ -11,6 +11,7 @@ from services.approval_processing.clients import submit_decision
 from services.approval_processing.inbox import Inbox
 from services.approval_processing.metrics import DECISIONS_SUBMITTED
 from services.common import DependencyUnavailable
+from services.common.auth import CurrentPrincipal, Principal
 
 router = APIRouter(prefix="/process", tags=["processing"])
 
@@ -43,8 +44,16 @@ InboxDep = Annotated[Inbox, Depends(_inbox)]
 EmployeeId = Annotated[int, Path(ge=1)]
 
 
+def _only_the_approver(principal: Principal, approver_id: int) -> None:
+    if principal.employee_id != approver_id:
+        raise HTTPException(403, "Only the approver may read or decide their inbox")
+
+
 @router.get("/{approver_id}", response_model=list[WorkItemOut])
-async def list_inbox(approver_id: EmployeeId, inbox: InboxDep) -> list[dict[str, Any]]:
+async def list_inbox(
+    principal: CurrentPrincipal, approver_id: EmployeeId, inbox: InboxDep
+) -> list[dict[str, Any]]:
+    _only_the_approver(principal, approver_id)
     return [item.public() for item in inbox.pending(approver_id)]
 
 
@@ -52,12 +61,14 @@ async def list_inbox(approver_id: EmployeeId, inbox: InboxDep) -> list[dict[str,
     "/{approver_id}/{request_id}", response_model=WorkItemOut, responses={404: {}, 409: {}, 502: {}}
 )
 async def decide(
+    principal: CurrentPrincipal,
     approver_id: EmployeeId,
     request_id: EmployeeId,
     body: ActionIn,
     inbox: InboxDep,
     request: Request,
 ) -> dict[str, Any]:
+    _only_the_approver(principal, approver_id)
     item = inbox.find(approver_id, request_id)
     if item is None:
         raise HTTPException(404, NO_ITEM)

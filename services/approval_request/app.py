@@ -73,7 +73,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     repository = ApprovalRepository(mongo[settings.mongo_db])
     publisher = WorkPublisher(settings.amqp_url)
     app.state.repository = repository
-    app.state.http = create_http_session(timeout_seconds=settings.http_timeout_seconds)
+    app.state.http = create_http_session(
+        timeout_seconds=settings.http_timeout_seconds,
+        authorization=app.state.service_credentials.header,
+    )
     app.state.relay = relay = OutboxRelay(
         repository,
         _deliverers(app, publisher),
@@ -119,4 +122,8 @@ def create_app(settings: ApprovalRequestSettings | None = None) -> FastAPI:
     )
     app.add_exception_handler(ConnectionFailure, _database_down)
     app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
+    if app.state.settings.test_mode:  # provider states for contract verification
+        from services.approval_request.testing import router as testing_router
+
+        app.include_router(testing_router)
     return app

@@ -16,6 +16,7 @@ from services.approval_request.schemas import (
     FinalStatus,
     WaitingStep,
 )
+from services.common.auth import CurrentPrincipal, Principal, ServiceCaller, require_self_or_admin
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 internal = APIRouter(prefix="/approvals/internal", tags=["internal"])
@@ -27,8 +28,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 404: {}, 409: {}, 502: {}}
     "", status_code=status.HTTP_201_CREATED, response_model=Created, responses={400: {}, 502: {}}
 )
 async def create_approval(
-    body: ApprovalCreate, approvals: ApprovalsDep, relay: RelayDep, find_missing: FindMissingDep
+    principal: CurrentPrincipal,
+    body: ApprovalCreate,
+    approvals: ApprovalsDep,
+    relay: RelayDep,
+    find_missing: FindMissingDep,
 ) -> Created:
+    require_self_or_admin(principal, body.requesterId)
     try:
         request_id = await service.create(
             repository=approvals, find_missing=find_missing, body=body
@@ -41,6 +47,7 @@ async def create_approval(
 
 @router.get("", response_model=list[ApprovalDocument])
 async def list_approvals(
+    principal: CurrentPrincipal,
     approvals: ApprovalsDep,
     requester_id: Annotated[int | None, Query(alias="requesterId", ge=1)] = None,
     approver_id: Annotated[int | None, Query(alias="approverId", ge=1)] = None,
@@ -49,6 +56,9 @@ async def list_approvals(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Any:
     filters: dict[str, Any] = {}
+    if not _sees_everything(principal):
+        me = principal.employee_id
+        filters["$or"] = [{"requesterId": me}, {"approverIds": me}]
     if requester_id is not None:
         filters["requesterId"] = requester_id
     if approver_id is not None:
@@ -59,7 +69,9 @@ async def list_approvals(
 
 
 @internal.post("/result", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def record_result(body: Decision, approvals: ApprovalsDep, relay: RelayDep) -> Response:
+async def record_result(
+    caller: ServiceCaller, body: Decision, approvals: ApprovalsDep, relay: RelayDep
+) -> Response:
     """Called by approval-processing-service with an approver's decision."""
     outcome = await service.decide(repository=approvals, decision=body)
     if isinstance(outcome, workflow.Refused):
@@ -71,6 +83,7 @@ async def record_result(body: Decision, approvals: ApprovalsDep, relay: RelayDep
 
 @internal.get("/waiting", response_model=list[WaitingStep])
 async def waiting_steps(
+    caller: ServiceCaller,
     approvals: ApprovalsDep,
     after_request_id: Annotated[int, Query(alias="afterRequestId", ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
@@ -98,8 +111,17 @@ async def waiting_steps(
 
 
 @router.get("/{request_id}", response_model=ApprovalDocument, responses={404: {}})
-async def get_approval(request_id: int, approvals: ApprovalsDep) -> Any:
+async def get_approval(
+    principal: CurrentPrincipal, request_id: int, approvals: ApprovalsDep
+) -> Any:
     doc = await approvals.get(request_id, public=True)
     if doc is None:
         raise HTTPException(404, "Approval request not found")
+    involved = {doc["requesterId"], *(step["approverId"] for step in doc["steps"])}
+    if not _sees_everything(principal) and principal.employee_id not in involved:
+        raise HTTPException(403, "Only its requester, its approvers and admins see a request")
     return doc
+
+
+def _sees_everything(principal: Principal) -> bool:
+    return principal.is_admin or principal.service

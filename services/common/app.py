@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 
+from services.common.auth import AuthSettings, ServiceCredentials, TokenVerifier
 from services.common.errors import install_error_handlers
 from services.common.limits import BodySizeLimitMiddleware
 from services.common.logging import configure_logging
@@ -31,9 +32,13 @@ def build_app(
     description: str = "",
 ) -> FastAPI:
     configure_logging(name, settings.log_level)
+    auth = AuthSettings()
+    auth.refuse_unsafe(settings.environment)
     setup_tracing(name)
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(auth)
+    app.state.service_credentials = ServiceCredentials(auth, name)
     app.state.readiness_checks = {}
     install_error_handlers(app)
     app.include_router(ops_router)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import track_dependency
@@ -16,14 +17,29 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_http_session(*, timeout_seconds: float) -> aiohttp.ClientSession:
-    """Create in a lifespan, close on shutdown; connections are reused across requests."""
+def create_http_session(
+    *, timeout_seconds: float, authorization: Callable[[], str] | None = None
+) -> aiohttp.ClientSession:
+    """Create in a lifespan, close on shutdown; connections are reused across requests.
+    ``authorization`` supplies the service's own credentials for every call it makes."""
     connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=30)
+    middlewares: list[ClientMiddlewareType] = []
+    if authorization is not None:
+        header = authorization
+
+        async def authorize(
+            request: aiohttp.ClientRequest, handler: ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            request.headers["Authorization"] = header()
+            return await handler(request)
+
+        middlewares.append(authorize)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         json_serialize=_dumps,
         raise_for_status=False,
+        middlewares=middlewares,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -184,14 +185,34 @@ def watch(args: argparse.Namespace) -> int:
     """Print one employee's notifications as they arrive (reconnecting with ?after=)."""
     import asyncio
 
+    from services.common.auth import AuthSettings, issue_token
     from services.notification.client import watch as watch_notifications
 
+    token = issue_token(AuthSettings(), args.employee_id)
+
     async def run() -> None:
-        async for notification in watch_notifications(args.url, args.employee_id, args.after):
+        stream = watch_notifications(args.url, args.employee_id, args.after, token=token)
+        async for notification in stream:
             print(notification.model_dump_json(by_alias=True, exclude_none=True), flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    """Print a bearer token for local use (HS256 with the configured secret)."""
+    from services.common.auth import ADMIN, EMPLOYEE, AuthSettings, issue_token
+
+    settings = AuthSettings()
+    if os.environ.get("ERP_ENVIRONMENT") == "production":
+        log.error("tokens are not minted in production; use your identity provider")
+        return 1
+    if args.service:
+        print(issue_token(settings, args.service, service=True, ttl_seconds=args.ttl))
+    else:
+        roles = [EMPLOYEE, ADMIN] if args.admin else [EMPLOYEE]
+        print(issue_token(settings, args.subject, roles=roles, ttl_seconds=args.ttl))
     return 0
 
 
@@ -225,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "migrate", help="run the employee database migrations (their own step)"
     ).set_defaults(handler=migrate)
+
+    token_parser = commands.add_parser(
+        "token", help="print a bearer token for an employee (--admin) or a service (--service)"
+    )
+    token_parser.add_argument("subject", nargs="?", default="1", help="employee id")
+    token_parser.add_argument("--admin", action="store_true", help="add the admin role")
+    token_parser.add_argument("--service", metavar="NAME", help="a service credential")
+    token_parser.add_argument("--ttl", type=int, default=12 * 3600, help="seconds valid")
+    token_parser.set_defaults(handler=token)
 
     watch_parser = commands.add_parser("watch", help="print an employee's live notifications")
     watch_parser.add_argument("employee_id", type=int)

@@ -56,4 +56,8 @@ def create_app(settings: EmployeeSettings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(InterfaceError, _database_down)
+    if app.state.settings.test_mode:  # provider states for contract verification
+        from services.employee.testing import router as testing_router
+
+        app.include_router(testing_router)
     return app

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ async def watch(
     employee_id: int,
     after: int | None = None,
     *,
+    token: str | None = None,
     initial_backoff: float = 0.5,
     max_backoff: float = 10.0,
 ) -> AsyncGenerator[Notification, None]:
@@ -64,7 +66,9 @@ async def watch(
     ``initial_backoff`` doubling up to ``max_backoff``), so nothing the service still
     holds in its backlog is missed and nothing is yielded twice. Until a first
     notification arrives, a reconnect can only ask for ``after`` as given.
-    A 4xx answer to the handshake (e.g. an invalid employee id) is raised.
+    A 4xx answer to the handshake (e.g. an invalid employee id or token) is raised.
+    ``token`` (the employee's bearer token) travels as the ``bearer`` subprotocol, which
+    keeps it out of URLs and access logs.
     """
     if employee_id <= 0:
         raise ValueError("employee_id must be a positive integer")
@@ -73,7 +77,10 @@ async def watch(
     while True:
         connected_at = time.monotonic()
         try:
-            async with connect(socket_url(base_url, employee_id, last_id)) as websocket:
+            protocols = [Subprotocol("bearer"), Subprotocol(token)] if token else None
+            async with connect(
+                socket_url(base_url, employee_id, last_id), subprotocols=protocols
+            ) as websocket:
                 connected_at = time.monotonic()
                 async for text in websocket:
                     notification = parse_notification(text)

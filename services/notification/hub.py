@@ -181,6 +181,18 @@ class Subscription:
             PUSH_DURATION.observe(time.perf_counter() - delivery.published_at)
 
 
+def build_message(
+    notification: Mapping[str, Any], *, notification_id: int, created_at: datetime
+) -> dict[str, Any]:
+    """The JSON object pushed to clients: the notification's non-null fields plus ``id`` and
+    ``createdAt``. Contract verification (``contracts/``) checks this very function."""
+    message: dict[str, Any] = {"id": notification_id}
+    message.update((key, value) for key, value in notification.items() if value is not None)
+    message["id"] = notification_id
+    message["createdAt"] = created_at.isoformat(timespec="milliseconds")
+    return message
+
+
 class Hub:
     """Open connections and a bounded backlog per employee, for one process."""
 
@@ -240,10 +252,9 @@ class Hub:
         employee_id: int = notification["employeeId"]
         kind: str = notification["type"]
         notification_id = self._next_id()
-        message: dict[str, Any] = {"id": notification_id}
-        message.update((key, value) for key, value in notification.items() if value is not None)
-        message["id"] = notification_id
-        message["createdAt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        message = build_message(
+            notification, notification_id=notification_id, created_at=datetime.now(UTC)
+        )
         request_id = notification.get("requestId")
         delivery = Delivery(
             id=notification_id,

@@ -6,12 +6,13 @@ import asyncio
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, WebSocket
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.requests import HTTPConnection
 
 from services.common import current_traceparent
+from services.common.auth import Principal, ServiceCaller, TokenVerifier
 from services.notification.hub import Closure, Hub, TooManyConnections
 from services.notification.metrics import DROPPED_CONNECTIONS
 from services.notification.settings import NotificationSettings
@@ -59,7 +60,7 @@ class NotifyResult(BaseModel):
 
 
 @router.post("/notify", status_code=202, response_model=NotifyResult)
-async def notify(body: NotifyRequest, hub: HubDep) -> NotifyResult:
+async def notify(caller: ServiceCaller, body: NotifyRequest, hub: HubDep) -> NotifyResult:
     """Push a notification to every open connection of the employee (internal)."""
     fields = body.model_dump(by_alias=True, exclude_none=True)
     traceparent = current_traceparent()
@@ -75,8 +76,16 @@ async def notification_socket(
     hub: HubDep,
     settings: SettingsDep,
     after: Annotated[int | None, Query(ge=0)] = None,
+    token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> None:
-    """Push the employee's notifications: those after ``after`` from the backlog, then live."""
+    """Push the employee's notifications: those after ``after`` from the backlog, then live.
+    Browsers cannot set headers on a WebSocket, so the token comes as ``?token=`` or as the
+    subprotocol pair ``bearer, <token>``; only that employee's own token is accepted."""
+    principal, subprotocol = await _authenticate(websocket, token)
+    if principal is None or principal.employee_id != employee_id:
+        DROPPED_CONNECTIONS.labels("unauthorized").inc()
+        await websocket.close(1008, "a valid token for this employee is required")
+        return
     try:
         subscription = hub.subscribe(employee_id, websocket, after=after)
     except TooManyConnections:
@@ -85,7 +94,7 @@ async def notification_socket(
         await websocket.close(TOO_MANY_CONNECTIONS.code, TOO_MANY_CONNECTIONS.reason)
         return
     try:
-        await websocket.accept()
+        await websocket.accept(subprotocol=subprotocol)
         subscription.start()
         reader = asyncio.create_task(_read_client(websocket, settings))
         ended = asyncio.create_task(subscription.wait_ended())
@@ -101,6 +110,22 @@ async def notification_socket(
             await hub.drop(subscription, outcome)
     finally:
         await hub.release(subscription)
+
+
+async def _authenticate(
+    websocket: WebSocket, token: str | None
+) -> tuple[Principal | None, str | None]:
+    subprotocol = None
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if token is None and len(offered) == 2 and offered[0].lower() == "bearer":
+        subprotocol, token = offered[0], offered[1]
+    if not token:
+        return None, None
+    verifier: TokenVerifier = websocket.app.state.token_verifier
+    try:
+        return await verifier.verify(token), subprotocol
+    except HTTPException:
+        return None, None
 
 
 class _TokenBucket:

@@ -26,6 +26,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from services.notification.client import watch
+from tests.support.auth import as_service, token_for
 
 REPO = Path(__file__).resolve().parents[2]
 SEND_QUEUE_SIZE = 32
@@ -105,12 +106,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any) -> None:
 
 @pytest.fixture
 async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=as_service()) as client:
         yield client
 
 
 def ws_url(base_url: str, path: str) -> str:
-    return base_url.replace("http://", "ws://", 1) + path
+    """The socket URL, carrying the token of the employee the path names (if it names one)."""
+    url = base_url.replace("http://", "ws://", 1) + path
+    employee = path.split("/")[2].split("?")[0]
+    if employee.isdigit() and int(employee) > 0:
+        url += ("&" if "?" in url else "?") + f"token={token_for(int(employee))}"
+    return url
 
 
 async def notify(http: httpx.AsyncClient, employee_id: int, **fields: Any) -> bool:
@@ -471,7 +477,9 @@ async def test_watch_yields_the_employees_notifications(
     employee = new_employee()
     await notify(http, employee, title="already there")
 
-    async with aclosing(watch(base_url, employee, after=0)) as notifications:
+    async with aclosing(
+        watch(base_url, employee, after=0, token=token_for(employee))
+    ) as notifications:
         first = await asyncio.wait_for(anext(notifications), 3)
         await notify(http, employee, type="leave_confirmed", title="연차 확정")
         second = await asyncio.wait_for(anext(notifications), 3)

@@ -12,6 +12,8 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
+from tests.support.auth import token_for
+
 T = TypeVar("T")
 
 
@@ -104,8 +106,9 @@ async def listening(
     notification_url: str, employee_id: int, after: int | None = None
 ) -> AsyncIterator[Listener]:
     url = notification_url.replace("http://", "ws://") + f"/ws/{employee_id}"
+    url += f"?token={token_for(employee_id)}"
     if after is not None:
-        url += f"?after={after}"
+        url += f"&after={after}"
     listener = Listener()
     async with connect(url) as socket:
 

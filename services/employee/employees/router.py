@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from services.common.auth import CurrentPrincipal, require_admin, require_self_or_admin
 from services.employee.deps import SessionDep
 from services.employee.employees import service
 from services.employee.employees.schemas import EmployeeCreate, EmployeeRead, EmployeeUpdate
@@ -27,23 +28,32 @@ def _parse_ids(raw: str) -> list[int]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EmployeeRead)
-async def create_employee(body: EmployeeCreate, session: SessionDep) -> object:
+async def create_employee(
+    principal: CurrentPrincipal, body: EmployeeCreate, session: SessionDep
+) -> object:
+    require_admin(principal)
     return await service.create(session=session, data=body)
 
 
 @router.get("", response_model=list[EmployeeRead])
 async def list_employees(
+    principal: CurrentPrincipal,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     ids: Annotated[str | None, Query(description="e.g. 1,2,3", max_length=5000)] = None,
 ) -> object:
+    require_admin(principal, or_service=True)
     wanted = _parse_ids(ids) if ids is not None else None
     return await service.list_active(session=session, limit=limit, offset=offset, ids=wanted)
 
 
 @router.get("/{employee_id}", response_model=EmployeeRead, responses={404: {}})
-async def get_employee(employee_id: int, session: SessionDep) -> object:
+async def get_employee(
+    principal: CurrentPrincipal, employee_id: int, session: SessionDep
+) -> object:
+    if not principal.service:
+        require_self_or_admin(principal, employee_id)
     employee = await service.get_active(session=session, employee_id=employee_id)
     if employee is None:
         raise HTTPException(404, NOT_FOUND)
@@ -51,7 +61,10 @@ async def get_employee(employee_id: int, session: SessionDep) -> object:
 
 
 @router.patch("/{employee_id}", response_model=EmployeeRead, responses={404: {}})
-async def update_employee(employee_id: int, body: EmployeeUpdate, session: SessionDep) -> object:
+async def update_employee(
+    principal: CurrentPrincipal, employee_id: int, body: EmployeeUpdate, session: SessionDep
+) -> object:
+    require_admin(principal)
     employee = await service.get_active(session=session, employee_id=employee_id)
     if employee is None:
         raise HTTPException(404, NOT_FOUND)
@@ -59,8 +72,11 @@ async def update_employee(employee_id: int, body: EmployeeUpdate, session: Sessi
 
 
 @router.delete("/{employee_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
-async def delete_employee(employee_id: int, session: SessionDep) -> None:
+async def delete_employee(
+    principal: CurrentPrincipal, employee_id: int, session: SessionDep
+) -> None:
     """Deactivates: the employee leaves every read, but no history is erased."""
+    require_admin(principal)
     employee = await service.get_active(session=session, employee_id=employee_id)
     if employee is None:
         raise HTTPException(404, NOT_FOUND)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from services.common.auth import CurrentPrincipal, ServiceCaller, require_self_or_admin
 from services.employee.deps import SessionDep
 from services.employee.leaves import service
 from services.employee.leaves.schemas import LeaveConfirmation, LeaveRead
@@ -15,13 +16,18 @@ router = APIRouter(prefix="/leaves", tags=["leaves"])
 
 @router.get("/me", response_model=list[LeaveRead])
 async def my_leaves(
-    session: SessionDep, employee_id: Annotated[int, Query(alias="employeeId", ge=1)]
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    employee_id: Annotated[int, Query(alias="employeeId", ge=1)],
 ) -> object:
+    require_self_or_admin(principal, employee_id)
     return await service.for_employee(session=session, employee_id=employee_id)
 
 
 @router.post("/internal/approved", response_model=LeaveRead, responses={400: {}, 404: {}})
-async def record_approved_leave(body: LeaveConfirmation, session: SessionDep) -> object:
+async def record_approved_leave(
+    caller: ServiceCaller, body: LeaveConfirmation, session: SessionDep
+) -> object:
     """Called by approval-request-service; idempotent on ``requestId``."""
     try:
         return await service.record_approved(session=session, data=body)
