@@ -36,7 +36,7 @@ def _drop_test_databases() -> None:
 @pytest.fixture(scope="session")
 def infra() -> Iterator[None]:
     """Backing services up (installed if missing) and this session's own empty databases."""
-    _sh(sys.executable, "-m", "services.devstack", "infra", "up")
+    _sh(sys.executable, "-m", "services.devstack", "infra", "up", "--with-jaeger")
     _drop_test_databases()
     _sh(
         "mariadb",

@@ -128,4 +128,10 @@ class WorkConsumer:
             MESSAGES_CONSUMED.labels("retried").inc()
             return
         item.notified = True
+        logger.info(
+            "request %d step %d is waiting for approver %d",
+            item.requestId,
+            item.step,
+            item.approverId,
+        )
         MESSAGES_CONSUMED.labels("held").inc()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from services.approval_request.repository import NEVER, ApprovalRepository
 from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus
 from services.common import current_traceparent, extract_context
 
+logger = logging.getLogger(__name__)
 MAX_DECISION_ATTEMPTS = 20
 FindMissing = Callable[[Iterable[int]], Awaitable[list[int]]]
 
@@ -69,6 +71,13 @@ async def create(
         return doc
 
     request_id = await repository.insert_new(build)
+    logger.info(
+        "approval %d created by employee %d (%s, %d steps)",
+        request_id,
+        body.requesterId,
+        body.requestType.value,
+        len(body.steps),
+    )
     APPROVALS_CREATED.labels(body.requestType.value).inc()
     trace.get_current_span().set_attributes(
         {
@@ -123,6 +132,14 @@ async def decide(*, repository: ApprovalRepository, decision: Decision) -> workf
                 now=now,
             )
         if applied:
+            logger.info(
+                "approval %d step %d %s by employee %d; now %s",
+                decision.requestId,
+                decision.step,
+                decision.status,
+                decision.approverId,
+                outcome.final_status.value,
+            )
             DECISIONS.labels(outcome.step_status.value, outcome.final_status.value).inc()
             if outcome.current_step is None:
                 COMPLETION.labels(outcome.final_status.value).observe(

@@ -61,7 +61,9 @@ def shutdown_tracing() -> None:
 
 def instrument_app(app: FastAPI) -> None:
     """Server spans named after the route template, never the raw path."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
+    )
 
 
 def inject_context(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:

@@ -20,6 +20,18 @@ MONGO_URL = "mongodb://127.0.0.1:27017"
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{TEST_DB}"
 
 
+# Every test stack exports its traces to the local Jaeger (started by the infra fixture),
+# flushing quickly so a test can read a trace back a moment after causing it.
+JAEGER_OTLP = "http://127.0.0.1:4318"
+JAEGER_QUERY = "http://127.0.0.1:16686"
+TRACING = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": JAEGER_OTLP,
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -58,7 +70,7 @@ class Stack:
         }[package]
         return {
             **env,
-            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
+            **TRACING,
             **self.overrides.get(package, {}),
         }
 

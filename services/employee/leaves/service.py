@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from services.employee.leaves.models import LeaveRecord
 from services.employee.leaves.schemas import LeaveConfirmation
 
 APPROVED = "approved"
+logger = logging.getLogger(__name__)
 
 
 class UnknownEmployee(Exception):
@@ -49,6 +51,9 @@ async def record_approved(*, session: AsyncSession, data: LeaveConfirmation) -> 
         status=APPROVED,
         reason=data.reason,
         approval_request_id=data.requestId,
+    )
+    logger.info(
+        "recording approved leave of employee %d for request %d", data.employeeId, data.requestId
     )
     try:
         async with session.begin_nested():

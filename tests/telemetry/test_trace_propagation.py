@@ -1,0 +1,159 @@
+"""One trace across REST, RabbitMQ and WebSocket hops, read back from a real Jaeger."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support import factories
+from tests.support.pipeline import final_status, item_arrives, listening
+from tests.support.stack import Stack
+from tests.support.traces import Trace, fetch_trace, new_traceparent
+
+ARS, ES = "approval-request-service", "employee-service"
+APS, NS = "approval-processing-service", "notification-service"
+
+
+def _creation_complete(trace: Trace) -> bool:
+    return bool(trace.named(NS, "ws push")) and bool(trace.named(APS, "approval.work process"))
+
+
+async def test_creation_trace_runs_from_the_request_to_the_approvers_websocket(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+    notification_url: str,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    async with listening(notification_url, approver) as ws:
+        trace_id, header = new_traceparent()
+        created = await client.post(
+            f"{approvals_url}/approvals",
+            headers=header,
+            json=factories.approval_body(requester, [approver]),
+        )
+        request_id = created.json()["requestId"]
+        (assigned,) = await ws.wait_for(1, request_id)
+        assert assigned["traceparent"].split("-")[1] == trace_id
+
+    trace = await fetch_trace(trace_id, until=_creation_complete)
+    server = trace.one(ARS, "POST /approvals")
+    assert server.tags["erp.request_id"] == request_id
+    lookup = trace.one(ES, "GET /employees")
+    assert trace.descends(lookup, server)
+    assert trace.descends(trace.one(ES, "SELECT"), lookup)
+    assert any(trace.descends(s, server) for s in trace.named(ARS, ".insert"))
+    publish = trace.one(ARS, "approval publish")
+    assert trace.descends(publish, trace.one(ARS, "outbox deliver handoff"))
+    assert trace.descends(publish, server)
+    consume = trace.one(APS, "approval.work process")
+    assert consume.parent == publish.span_id
+    notify = trace.one(NS, "POST /notify")
+    assert trace.descends(notify, consume)
+    push = trace.one(NS, "ws push")
+    assert push.parent == notify.span_id
+    assert push.tags["erp.employee_id"] == approver
+
+
+async def test_decision_trace_reaches_the_outbox_deliveries_and_links_to_the_creation(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    requester, first, second = await factories.employees(client, employee_url, 3)
+    creation_id, creation_header = new_traceparent()
+    created = await client.post(
+        f"{approvals_url}/approvals",
+        headers=creation_header,
+        json=factories.approval_body(requester, [first, second]),
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, first, request_id)
+
+    trace_id, header = new_traceparent()
+    decided = await client.post(
+        f"{processing_url}/process/{first}/{request_id}", json={"action": "approve"}, headers=header
+    )
+    assert decided.status_code == 200
+
+    def complete(trace: Trace) -> bool:
+        return len(trace.named(NS, "POST /notify")) >= 3 and bool(
+            trace.named(APS, "approval.work process")
+        )
+
+    trace = await fetch_trace(trace_id, until=complete)
+    entry = trace.one(APS, "POST /process/{approver_id}/{request_id}")
+    result = trace.one(ARS, "POST /approvals/internal/result")
+    assert trace.descends(result, entry)
+    decide = trace.one(ARS, "approval decide")
+    assert trace.descends(decide, result)
+    assert (decide.tags["erp.request_id"], decide.tags["erp.step"]) == (request_id, 1)
+    assert any(link[0] == creation_id for link in decide.links)
+    assert any(trace.descends(s, result) for s in trace.named(ARS, ".update"))
+    publish = trace.one(ARS, "approval publish")
+    assert trace.descends(publish, decide)
+    assert trace.one(APS, "approval.work process").parent == publish.span_id
+    pushes_to = {trace.descends(n, decide) for n in trace.named(NS, "POST /notify")}
+    assert pushes_to == {True}
+
+
+async def test_final_leave_approval_trace_reaches_the_sql_insert(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    created = await client.post(
+        f"{approvals_url}/approvals", json=factories.leave_body(requester, [approver])
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, approver, request_id)
+    trace_id, header = new_traceparent()
+    await client.post(
+        f"{processing_url}/process/{approver}/{request_id}",
+        json={"action": "approve"},
+        headers=header,
+    )
+    await final_status(client, approvals_url, request_id, "approved")
+
+    trace = await fetch_trace(trace_id, until=lambda t: bool(t.named(ES, "INSERT")))
+    leave = trace.one(ES, "POST /leaves/internal/approved")
+    assert trace.descends(leave, trace.one(ARS, "outbox deliver leave"))
+    assert trace.descends(trace.one(ES, "INSERT"), leave)
+    assert trace.descends(leave, trace.one(APS, "POST /process/{approver_id}/{request_id}"))
+
+
+async def test_every_log_line_of_a_traced_request_carries_its_trace_id(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+    stack: Stack,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    trace_id, header = new_traceparent()
+    created = await client.post(
+        f"{approvals_url}/approvals",
+        headers=header,
+        json=factories.leave_body(requester, [approver]),
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, approver, request_id)
+    await fetch_trace(trace_id, until=lambda t: bool(t.named(NS, "POST /notify")))
+
+    lines = {
+        package: [
+            line
+            for line in (stack.log_dir / f"{name}.log").read_text().splitlines()
+            if f"request {request_id} " in line or f"approval {request_id} " in line
+        ]
+        for package, name in (("approval_request", ARS), ("approval_processing", APS))
+    }
+    assert lines["approval_request"], "the creation was not logged"
+    assert lines["approval_processing"], "the hand-off was not logged"
+    for package_lines in lines.values():
+        for line in package_lines:
+            assert f'"trace_id":"{trace_id}"' in line, line
+            assert '"span_id":"' in line
