@@ -60,6 +60,8 @@ class Stack:
                 "APPROVAL_REQUEST_NOTIFICATION_SERVICE_URL": url("notification"),
                 "APPROVAL_REQUEST_OUTBOX_POLL_SECONDS": "0.5",
                 "APPROVAL_REQUEST_OUTBOX_MAX_BACKOFF_SECONDS": "2",
+                # A crashed relay's lease must not hold its documents for long in tests.
+                "APPROVAL_REQUEST_OUTBOX_LEASE_SECONDS": "3",
             },
             "approval_processing": {
                 "APPROVAL_PROCESSING_AMQP_URL": AMQP_URL,
