@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ERP := $(PY) -m services.devstack
 
-.PHONY: venv infra up down status migrate lint format typecheck test test-only
+.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only
 
 venv:
 	@scripts/venv.sh
@@ -33,8 +33,17 @@ format: venv
 typecheck: venv
 	$(PY) -m mypy
 
+# Pact contracts (contracts/README.md): the consumer tests regenerate the pacts, every
+# provider is verified against them, and a pact that differs from the committed one fails.
+contracts: infra
+	$(PY) -m pytest contracts --ignore=contracts/providers
+	$(PY) -m pytest contracts/providers
+	@git --no-pager diff --exit-code -- contracts/pacts
+	@test -z "$$(git status --porcelain -- contracts/pacts)" || \
+		{ git status --short -- contracts/pacts; echo "pacts differ from the committed ones"; exit 1; }
+
 # The whole suite on real MariaDB, RabbitMQ and FerretDB (started here if not running).
 test-only: infra
 	$(PY) -m pytest
 
-test: lint typecheck test-only
+test: lint typecheck contracts test-only

@@ -26,6 +26,14 @@ from services.common.messaging import connect, declare_topology
 logger = logging.getLogger(__name__)
 
 
+def _work_item(row: dict[str, Any]) -> WorkItem:
+    """Only the fields an item has: the request service may add more without breaking us."""
+    return WorkItem(**{name: row[name] for name in WORK_ITEM_FIELDS})
+
+
+WORK_ITEM_FIELDS = ("requestId", "step", "requesterId", "approverId", "title", "content")
+
+
 class Runtime:
     """The background work of one process: inbox rebuild and the AMQP consumer."""
 
@@ -54,7 +62,7 @@ class Runtime:
                         limit=self.settings.rebuild_page_size,
                     )
                     for row in page:
-                        if self.inbox.add(WorkItem(**row)) is not None:
+                        if self.inbox.add(_work_item(row)) is not None:
                             count += 1
                     if len(page) < self.settings.rebuild_page_size:
                         break

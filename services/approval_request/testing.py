@@ -5,6 +5,7 @@ the settings refuse in production."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from services.approval_request.deps import ApprovalsDep
 from services.approval_request.repository import OPEN_STATUSES, ApprovalRepository
 from services.approval_request.schemas import ApprovalCreate, Decision, RequestType, StepIn
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/_pact", include_in_schema=False)
 
 StateSetup = Callable[[ApprovalRepository, re.Match[str]], Awaitable[None]]
@@ -30,20 +32,29 @@ class StateChange(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class _PinnedRequestId(ApprovalRepository):
-    """The repository, except that creation takes the request id the state names."""
-
-    def __init__(self, repository: ApprovalRepository, request_id: int) -> None:
-        self.approvals = repository.approvals
-        self.counters = repository.counters
-        self._request_id = request_id
-
-    async def next_request_id(self) -> int:
-        return self._request_id
-
-
 async def _nobody_missing(ids: object) -> list[int]:
     return []
+
+
+async def _create_as(repository: ApprovalRepository, request_id: int, body: ApprovalCreate) -> None:
+    """Create through ``service.create`` with the counter set so it allocates ``request_id``
+    (the id the pact names), then never leave the counter behind an id in use."""
+    await repository.approvals.delete_one({"requestId": request_id})
+    counter = await repository.counters.find_one({"_id": "approvals"})
+    before = int(counter["seq"]) if counter else 0
+    await repository.counters.update_one(
+        {"_id": "approvals"}, {"$set": {"seq": request_id - 1}}, upsert=True
+    )
+    try:
+        created = await service.create(
+            repository=repository, find_missing=_nobody_missing, body=body
+        )
+    finally:
+        await repository.counters.update_one(
+            {"_id": "approvals"}, {"$set": {"seq": max(before, request_id)}}
+        )
+    if created != request_id:
+        raise RuntimeError(f"created request {created} instead of {request_id}")
 
 
 async def request_awaits_step(repository: ApprovalRepository, found: re.Match[str]) -> None:
@@ -52,7 +63,7 @@ async def request_awaits_step(repository: ApprovalRepository, found: re.Match[st
     request_id, step = int(found["request"]), int(found["step"])
     approvers = [int(a) for a in found["approvers"].split(",")]
     if not 1 <= step <= len(approvers):
-        raise HTTPException(400, f"step {step} is not one of the {len(approvers)} steps")
+        raise ValueError(f"step {step} is not one of the {len(approvers)} steps")
     requester = next(i for i in range(1, len(approvers) + 2) if i not in approvers)
     body = ApprovalCreate(
         requesterId=requester,
@@ -61,19 +72,14 @@ async def request_awaits_step(repository: ApprovalRepository, found: re.Match[st
         steps=[StepIn(step=n, approverId=a) for n, a in enumerate(approvers, start=1)],
         requestType=RequestType.GENERAL,
     )
-    await repository.approvals.delete_one({"requestId": request_id})
-    await service.create(
-        repository=_PinnedRequestId(repository, request_id),
-        find_missing=_nobody_missing,
-        body=body,
-    )
+    await _create_as(repository, request_id, body)
     for number, approver in enumerate(approvers[: step - 1], start=1):
         decision = Decision(
             requestId=request_id, step=number, approverId=approver, status="approved"
         )
         outcome = await service.decide(repository=repository, decision=decision)
         if not isinstance(outcome, workflow.Applied):
-            raise HTTPException(500, f"could not approve step {number}: {outcome}")
+            raise RuntimeError(f"could not approve step {number}: {outcome}")
 
 
 async def request_absent(repository: ApprovalRepository, found: re.Match[str]) -> None:
@@ -109,6 +115,11 @@ async def set_up_state(body: StateChange, approvals: ApprovalsDep) -> dict[str, 
     for pattern, setup in STATES:
         found = pattern.fullmatch(body.state)
         if found:
-            await setup(approvals, found)
+            try:
+                await setup(approvals, found)
+            except Exception as exc:
+                # A 4xx, not a 5xx: the verifier retries a 5xx with backoff for minutes.
+                logger.exception("provider state %r could not be set up", body.state)
+                raise HTTPException(400, f"State {body.state!r} failed: {exc!r}") from exc
             return {}
     raise HTTPException(400, f"Unknown provider state: {body.state}")

@@ -4,6 +4,7 @@ settings refuse in production."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -21,6 +22,7 @@ from services.employee.leaves import service as leaves
 from services.employee.leaves.models import LeaveRecord
 from services.employee.leaves.schemas import LeaveConfirmation
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/_pact", include_in_schema=False)
 
 StateSetup = Callable[..., Awaitable[None]]
@@ -90,6 +92,11 @@ async def set_up_state(body: StateChange, session: SessionDep) -> dict[str, Any]
     for pattern, setup in STATES:
         found = pattern.fullmatch(body.state)
         if found:
-            await setup(session, *(int(value) for value in found.groups()))
+            try:
+                await setup(session, *(int(value) for value in found.groups()))
+            except Exception as exc:
+                # A 4xx, not a 5xx: the verifier retries a 5xx with backoff for minutes.
+                logger.exception("provider state %r could not be set up", body.state)
+                raise HTTPException(400, f"State {body.state!r} failed: {exc!r}") from exc
             return {}
     raise HTTPException(400, f"Unknown provider state: {body.state}")

@@ -1,0 +1,228 @@
+"""approval-processing-service -> approval-request-service.
+
+Over HTTP: the decision callback (``submit_decision``) and the inbox rebuild's keyset-paged
+read of waiting steps (``waiting_steps``). Over RabbitMQ: the ``approval.work`` hand-off,
+fed into the consumer's own parser (``parse_work_item``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from pact import Pact, match
+from pact.interaction import HttpInteraction
+
+from contracts.support import DECISION, STEP_STATUS, service_token
+from services.approval_processing.clients import submit_decision, waiting_steps
+from services.approval_processing.consumer import parse_work_item
+from services.approval_processing.inbox import WorkItem
+from services.common.messaging import EXCHANGE, WORK_ROUTING_KEY
+
+CONSUMER = "approval-processing-service"
+PROVIDER = "approval-request-service"
+
+Handler = Callable[[str | bytes | None, dict[str, object]], None]
+AWAITS_STEP_2 = "approval request 12 awaits step 2 of approvers 2, 3"
+
+
+def _decision(
+    pact: Pact, description: str, state: str, request_id: int, step: int, approver_id: int
+) -> HttpInteraction:
+    return (
+        pact.upon_receiving(description)
+        .given(state)
+        .with_request("POST", "/approvals/internal/result")
+        .with_header("Authorization", service_token())
+        .with_body(
+            {
+                "requestId": match.int(request_id),
+                "step": match.int(step),
+                "approverId": match.int(approver_id),
+                "status": match.regex("approved", regex=DECISION),
+            },
+            "application/json",
+        )
+    )
+
+
+async def test_a_decision_on_the_awaited_step_is_applied(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    _decision(
+        pact, "a decision on the step awaiting it", AWAITS_STEP_2, 12, 2, 3
+    ).will_respond_with(204)
+
+    with pact.serve() as server:
+        status, _ = await submit_decision(
+            http, str(server.url), request_id=12, step=2, approver_id=3, status="approved"
+        )
+
+    assert status == 204
+
+
+async def test_a_decision_on_an_unknown_request_is_not_found(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    (
+        _decision(
+            pact,
+            "a decision on a request that does not exist",
+            "approval request 999 does not exist",
+            999,
+            1,
+            2,
+        )
+        .will_respond_with(404)
+        .with_body({"detail": match.str("Approval request not found")}, "application/json")
+    )
+
+    with pact.serve() as server:
+        status, body = await submit_decision(
+            http, str(server.url), request_id=999, step=1, approver_id=2, status="approved"
+        )
+
+    assert status == 404
+    assert isinstance(body["detail"], str)
+
+
+async def test_a_decision_on_a_step_not_yet_awaited_conflicts(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    (
+        _decision(
+            pact,
+            "a decision on a step that is not the one awaiting a decision",
+            "approval request 13 awaits step 1 of approvers 2, 3",
+            13,
+            2,
+            3,
+        )
+        .will_respond_with(409)
+        .with_body(
+            {"detail": match.str("Step 2 is not the step awaiting a decision")}, "application/json"
+        )
+    )
+
+    with pact.serve() as server:
+        status, body = await submit_decision(
+            http, str(server.url), request_id=13, step=2, approver_id=3, status="approved"
+        )
+
+    assert status == 409
+    assert isinstance(body["detail"], str)
+
+
+def _waiting(pact: Pact, description: str, states: list[str], after: int) -> HttpInteraction:
+    interaction = pact.upon_receiving(description)
+    for state in states:
+        interaction.given(state)
+    return (
+        interaction.with_request("GET", "/approvals/internal/waiting")
+        .with_header("Authorization", service_token())
+        .with_query_parameter("afterRequestId", match.regex(str(after), regex=r"^\d+$"))
+        .with_query_parameter("limit", match.regex("1000", regex=r"^\d+$"))
+        .will_respond_with(200)
+    )
+
+
+WAITING_STEP = {
+    "requestId": match.int(12),
+    "step": match.int(2),
+    "requesterId": match.int(1),
+    "approverId": match.int(3),
+    "title": match.str("결재 요청"),
+    "content": match.str("내용"),
+}
+
+
+async def test_the_inbox_rebuild_reads_a_page_of_waiting_steps(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    _waiting(pact, "a first page of the steps awaiting a decision", [AWAITS_STEP_2], 0).with_body(
+        match.each_like(WAITING_STEP, min=1), "application/json"
+    )
+
+    with pact.serve() as server:
+        page = await waiting_steps(http, str(server.url), after_request_id=0, limit=1000)
+
+    # The rebuild turns every row into an inbox item as it is.
+    items = [WorkItem(**row) for row in page]
+    assert (items[0].requestId, items[0].step, items[0].approverId) == (12, 2, 3)
+
+
+async def test_the_inbox_rebuild_stops_at_an_empty_page(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = [AWAITS_STEP_2, "no approval request after 12 awaits a decision"]
+    _waiting(pact, "a page after the last step awaiting a decision", states, 12).with_body(
+        [], "application/json"
+    )
+
+    with pact.serve() as server:
+        page = await waiting_steps(http, str(server.url), after_request_id=12, limit=1000)
+
+    assert page == []
+
+
+def _step(step: int, approver_id: int, status: str) -> dict[str, Any]:
+    return {
+        "step": match.int(step),
+        "approverId": match.int(approver_id),
+        "status": match.regex(status, regex=STEP_STATUS),
+    }
+
+
+def _handoff(pact: Pact, description: str, state: str, steps: list[dict[str, Any]]) -> None:
+    (
+        pact.upon_receiving(description, "Async")
+        .given(state)
+        .with_body(
+            {
+                "requestId": match.int(12),
+                "requesterId": match.int(1),
+                "title": match.str("결재 요청"),
+                "content": match.str("내용"),
+                "steps": match.type(steps, min=1),
+            },
+            "application/json",
+        )
+        .with_metadata({"exchange": EXCHANGE, "routingKey": WORK_ROUTING_KEY})
+    )
+
+
+def _consume(expected: tuple[int, int]) -> Handler:
+    """The message handler's parser must find the work item the message stands for."""
+
+    def handle(body: str | bytes | None, metadata: dict[str, object]) -> None:
+        assert body is not None
+        assert metadata["contentType"] == "application/json"
+        assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, WORK_ROUTING_KEY)
+        raw = body.encode() if isinstance(body, str) else body
+        item = parse_work_item(raw)
+        assert item is not None
+        assert (item.requestId, item.step, item.approverId) == (12, *expected)
+
+    return handle
+
+
+def test_a_new_request_is_handed_to_its_first_approver(pact: Pact) -> None:
+    _handoff(
+        pact,
+        "an approval.work hand-off of a new request",
+        "approval request 12 awaits step 1 of approvers 2, 3",
+        [_step(1, 2, "pending"), _step(2, 3, "pending")],
+    )
+
+    pact.verify(_consume((1, 2)), "Async")
+
+
+def test_an_approved_step_hands_the_request_to_the_next_approver(pact: Pact) -> None:
+    _handoff(
+        pact,
+        "an approval.work hand-off of the next step after an approval",
+        AWAITS_STEP_2,
+        [_step(1, 2, "approved"), _step(2, 3, "pending")],
+    )
+
+    pact.verify(_consume((2, 3)), "Async")

@@ -1,0 +1,115 @@
+"""The message providers' side of message pacts: each producer returns what production would
+send for an interaction, built by the same functions production uses."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pymongo.collection import Collection
+
+from services.approval_request import workflow
+from services.approval_request.publisher import WorkPublisher
+from services.common.messaging import EXCHANGE
+from services.notification.hub import build_message
+from services.notification.router import NotifyRequest
+
+Builder = Callable[[dict[str, Any]], dict[str, Any]]
+PushBuilder = Callable[..., dict[str, Any]]
+STATE_REQUEST = re.compile(r"approval request (\d+) ")
+
+
+class RecordingExchange:
+    """Stands in for the broker: keeps what ``WorkPublisher.publish`` hands it."""
+
+    name = EXCHANGE
+
+    def __init__(self) -> None:
+        self.published: list[tuple[Any, str]] = []
+
+    async def publish(self, message: Any, routing_key: str, **options: Any) -> None:
+        self.published.append((message, routing_key))
+
+
+def published(body: dict[str, Any]) -> tuple[Any, str, str]:
+    """The message, routing key and exchange production publishing produces for ``body``."""
+    publisher = WorkPublisher("amqp://unused")
+    exchange = RecordingExchange()
+    publisher.exchange = exchange  # type: ignore[assignment]
+    asyncio.run(publisher.publish(body))
+    [(message, routing_key)] = exchange.published
+    return message, routing_key, exchange.name
+
+
+def handoff_producer(
+    approvals: Collection[dict[str, Any]], build: Builder = workflow.handoff_message
+) -> Callable[[str, dict[str, Any] | None], dict[str, Any]]:
+    """Builds the hand-off of the document the interaction's provider state created."""
+
+    def produce(name: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        states = (metadata or {}).get("providerStates") or []
+        found = next((m for s in states if (m := STATE_REQUEST.match(s.get("name", "")))), None)
+        if found is None:
+            raise LookupError(f"{name!r} names no approval request in its provider state")
+        doc = approvals.find_one({"requestId": int(found.group(1))})
+        if doc is None:
+            raise LookupError(f"the provider state created no approval request {found.group(1)}")
+        message, routing_key, exchange = published(build(doc))
+        return {
+            "contents": message.body,
+            "content_type": message.content_type,
+            "metadata": {"exchange": exchange, "routingKey": routing_key},
+        }
+
+    return produce
+
+
+# A /notify body of each type, as the senders' builders write them.
+NOTIFY_BODIES: dict[str, dict[str, Any]] = {
+    "approval_assigned": {
+        "employeeId": 3,
+        "type": "approval_assigned",
+        "requestId": 12,
+        "step": 2,
+        "approverId": 3,
+        "title": "결재 요청",
+    },
+    "approval_result": {
+        "employeeId": 1,
+        "type": "approval_result",
+        "requestId": 12,
+        "step": 2,
+        "approverId": 3,
+        "stepStatus": "approved",
+        "finalStatus": "approved",
+        "title": "결재 요청",
+    },
+    "leave_confirmed": {
+        "employeeId": 1,
+        "type": "leave_confirmed",
+        "requestId": 12,
+        "finalStatus": "approved",
+        "title": "연차 신청",
+    },
+}
+
+
+def push_producer(build: PushBuilder = build_message) -> Callable[[str], dict[str, Any]]:
+    """The text the hub pushes for a /notify body of the type the description names: the
+    body parsed as the endpoint parses it, then the hub's builder, serialised as it does."""
+
+    def produce(name: str) -> dict[str, Any]:
+        kind = next((kind for kind in NOTIFY_BODIES if kind in name), None)
+        if kind is None:
+            raise LookupError(f"no /notify body for a message described as {name!r}")
+        fields: Mapping[str, Any] = NotifyRequest.model_validate(NOTIFY_BODIES[kind]).model_dump(
+            by_alias=True, exclude_none=True
+        )
+        message = build(fields, notification_id=1764320400000001, created_at=datetime.now(UTC))
+        return {"contents": orjson.dumps(message), "content_type": "application/json"}
+
+    return produce
