@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 from services.approval_processing.clients import notify_assigned, waiting_steps
 from services.approval_processing.consumer import WorkConsumer
 from services.approval_processing.inbox import Inbox, WorkItem
-from services.approval_processing.metrics import INBOX_REBUILD_SECONDS
+from services.approval_processing.metrics import CONSUMER_CONNECTED, INBOX_REBUILD_SECONDS
 from services.approval_processing.router import router
 from services.approval_processing.settings import ApprovalProcessingSettings
 from services.common import build_app, create_http_session
@@ -87,6 +87,9 @@ class Runtime:
         consumer.exchange = exchange
         await queue.consume(consumer.handle)
         self.consuming = True
+        CONSUMER_CONNECTED.set(1)
+        self.connection.close_callbacks.add(lambda *_: CONSUMER_CONNECTED.set(0))
+        self.connection.reconnect_callbacks.add(lambda *_: CONSUMER_CONNECTED.set(1))
         logger.info("consuming approval.work")
 
     async def check_broker(self) -> None:

@@ -3,6 +3,9 @@
 from prometheus_client import Counter, Gauge
 
 INBOX_ITEMS = Gauge("erp_inbox_items", "Work items waiting in approvers' inboxes.")
+CONSUMER_CONNECTED = Gauge(
+    "erp_amqp_consumer_connected", "1 while the approval.work consumer is connected, else 0."
+)
 MESSAGES_CONSUMED = Counter(
     "erp_amqp_messages_consumed_total",
     "approval.work messages handled, by outcome (held, duplicate, stale, retried).",

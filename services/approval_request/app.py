@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 from services.approval_request import workflow
 from services.approval_request.clients.employee import LeaveRefused, record_approved_leave
 from services.approval_request.clients.notify import NotificationRefused, send_notification
+from services.approval_request.db_metrics import CommandTimer
 from services.approval_request.outbox import OutboxRelay, PermanentFailure
 from services.approval_request.publisher import WorkPublisher
 from services.approval_request.repository import ApprovalRepository
@@ -68,7 +69,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApprovalRequestSettings = app.state.settings
     PymongoInstrumentor().instrument()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=3000
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=3000,
+        event_listeners=[CommandTimer()],
     )
     repository = ApprovalRepository(mongo[settings.mongo_db])
     publisher = WorkPublisher(settings.amqp_url)

@@ -76,3 +76,10 @@ async def track_dependency(target: str, operation: str) -> AsyncIterator[None]:
         raise
     finally:
         DEPENDENCY_LATENCY.labels(target, operation, outcome).observe(time.perf_counter() - started)
+
+
+def observe_dependency(target: str, operation: str, seconds: float, *, ok: bool) -> None:
+    """For callers that learn of a call's end through a callback (database event hooks)."""
+    if not ok:
+        DEPENDENCY_ERRORS.labels(target, operation).inc()
+    DEPENDENCY_LATENCY.labels(target, operation, "ok" if ok else "error").observe(seconds)

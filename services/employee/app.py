@@ -13,6 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common import build_app
+from services.employee import db_metrics
 from services.employee.attendance.router import router as attendance_router
 from services.employee.db import create_engine, create_sessionmaker
 from services.employee.employees.router import router as employees_router
@@ -27,6 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: EmployeeSettings = app.state.settings
     engine = create_engine(settings)
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+    db_metrics.instrument(engine.sync_engine)
     app.state.sessionmaker = create_sessionmaker(engine)
 
     async def database() -> None:

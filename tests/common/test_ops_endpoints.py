@@ -62,3 +62,16 @@ async def test_oversized_body_is_a_413(client: httpx.AsyncClient, employee_url: 
     )
     assert response.status_code == 413
     assert "too large" in response.json()["detail"]
+
+
+async def test_database_calls_are_timed_as_dependencies(
+    client: httpx.AsyncClient, employee_url: str, approvals_url: str, processing_url: str
+) -> None:
+    await client.get(f"{employee_url}/employees")
+    await client.get(f"{approvals_url}/approvals")
+    employee_metrics = (await client.get(f"{employee_url}/metrics")).text
+    assert 'operation="SELECT",outcome="ok",target="mysql"' in employee_metrics
+    approval_metrics = (await client.get(f"{approvals_url}/metrics")).text
+    assert 'operation="find",outcome="ok",target="mongodb"' in approval_metrics
+    processing_metrics = (await client.get(f"{processing_url}/metrics")).text
+    assert "erp_amqp_consumer_connected 1.0" in processing_metrics
