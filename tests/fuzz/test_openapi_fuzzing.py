@@ -28,16 +28,35 @@ RUNS = [
 ]
 
 
-@pytest.mark.parametrize(("package", "headers", "only"), RUNS,
-                         ids=[f"{p}-{'internal' if o else 'public'}" for p, _, o in RUNS])
+@pytest.mark.parametrize(
+    ("package", "headers", "only"),
+    RUNS,
+    ids=[f"{p}-{'internal' if o else 'public'}" for p, _, o in RUNS],
+)
 def test_fuzzing_finds_no_server_error_and_no_schema_drift(
-    stack: Stack, tmp_path: Path, package: str, headers: dict[str, str], only: str | None,
+    stack: Stack,
+    tmp_path: Path,
+    package: str,
+    headers: dict[str, str],
+    only: str | None,
 ) -> None:
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{stack.url(package)}/openapi.json",
-        "--checks", CHECKS, "--max-examples", EXAMPLES, "--generation-deterministic",
-        "--header", f"Authorization:{headers['Authorization']}",
-        "--report", "junit", "--report-dir", str(tmp_path),
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{stack.url(package)}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        EXAMPLES,
+        "--generation-deterministic",
+        "--header",
+        f"Authorization:{headers['Authorization']}",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
     ]
     if only:
         command += ["--include-path-regex", only]

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the four service images from the Dockerfile's targets, tagged
+# ${ERP_STACK_IMAGE_PREFIX:-erp}/<service>:<version of pyproject.toml>, and pushes them
+# when PUSH=1 (a multi-node Swarm or a real cluster pulls them from your registry).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
+prefix=${ERP_STACK_IMAGE_PREFIX:-erp}
+for service in employee-service approval-request-service approval-processing-service notification-service; do
+  image="$prefix/$service:$version"
+  docker build --target "$service" --tag "$image" .
+  if [ "${PUSH:-0}" = 1 ]; then
+    docker push "$image"
+  fi
+done

@@ -1,0 +1,1 @@
+"""Static checks of the deployments: images, stack.yml and the Kubernetes manifests."""

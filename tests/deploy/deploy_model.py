@@ -1,0 +1,214 @@
+"""The deployments as data, for the deploy checks: what each service reads (its settings
+classes), and what stack.yml and the rendered Kubernetes manifests give it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import re
+import subprocess
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretBytes, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+from services.devstack.apps import APP_SERVICES, AppService
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_FILE = REPO / "stack.yml"
+OVERLAYS = ("local", "production")
+CONTAINER_PORT = 8000
+MIGRATION = "employee-migrate"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+APPS: dict[str, AppService] = {service.name: service for service in APP_SERVICES}
+
+
+def image_of(service: str) -> str:
+    """The one image name of a service, in every deployment."""
+    return f"erp/{service}:{VERSION}"
+
+
+def group_of(service: AppService) -> str:
+    """The pyproject optional-dependency group of a service (`approval-request`)."""
+    return service.package.replace("_", "-")
+
+
+def settings_classes(package: str) -> list[type[BaseSettings]]:
+    """Every settings class a service process reads: the ones defined in its own package
+    and in services.common (the shared ``ERP_AUTH_*`` one, say), found by importing their
+    modules, so a class added later is picked up. Bases without an env prefix are skipped
+    (their fields arrive through the subclasses)."""
+    found: dict[str, type[BaseSettings]] = {}
+    for root in (f"services.{package}", "services.common"):
+        module = importlib.import_module(root)
+        names = [root] + [info.name for info in pkgutil.walk_packages(module.__path__, root + ".")]
+        for name in names:
+            for obj in vars(importlib.import_module(name)).values():
+                if (
+                    isinstance(obj, type)
+                    and issubclass(obj, BaseSettings)
+                    and obj.__module__ == name
+                    and obj.model_config.get("env_prefix")
+                ):
+                    found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return list(found.values())
+
+
+def _is_secret(name: str, info: FieldInfo) -> bool:
+    annotation = info.annotation
+    types = {annotation, *typing.get_args(annotation)}
+    return bool(types & {SecretStr, SecretBytes}) or name.endswith(("secret", "password", "token"))
+
+
+def must_be_set(name: str, info: FieldInfo) -> bool:
+    """The rule for "every deployment sets it": a setting with no default, or a URL or a
+    secret whose default is not None. Such defaults point at 127.0.0.1 or are development
+    secrets: right on a developer's machine, wrong in every deployment. A URL or secret that
+    defaults to None switches an optional feature off (``ERP_AUTH_JWKS_URL``), and tuning
+    knobs keep their documented defaults; both may be left out."""
+    if info.is_required():
+        return True
+    is_url = name.endswith("url")
+    return (is_url or _is_secret(name, info)) and info.default is not None
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str  # EMPLOYEE_DATABASE_URL
+    required: bool
+
+
+def variables_read(package: str) -> dict[str, Variable]:
+    """Every environment variable the settings of `package` read, by name."""
+    variables: dict[str, Variable] = {}
+    for cls in settings_classes(package):
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, info in cls.model_fields.items():
+            env = (prefix + name).upper()
+            variables[env] = Variable(env, must_be_set(name, info))
+    return variables
+
+
+def variables_read_by_migration() -> dict[str, Variable]:
+    """The migration reads only the employee database settings (migrations/env.py)."""
+    return {
+        name: v for name, v in variables_read("employee").items() if name.startswith("EMPLOYEE_")
+    }
+
+
+def load_stack(composecheck: Path, mode: str, path: Path = STACK_FILE) -> dict[str, Any]:
+    """`path` as `docker stack deploy` (mode "swarm") or `docker compose` ("compose") sees
+    it, with the deploy-time variables unset so their defaults apply. Raises
+    subprocess.CalledProcessError with the loader's message when the file is invalid."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_STACK_")}
+    done = subprocess.run(
+        [str(composecheck), mode, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+@dataclass
+class Workload:
+    """What one deployment gives one service: image, command, environment, secrets."""
+
+    image: str
+    command: list[str] | None
+    env: dict[str, str | None] = field(default_factory=dict)  # None: a secret's value
+    helpers: set[str] = field(default_factory=set)  # K8s variables only used in $(...)
+
+
+def stack_workloads(stack: dict[str, Any]) -> dict[str, Workload]:
+    """Each stack service as a Workload; a mounted secret counts as the variable it is
+    named after (the image's entry point exports /run/secrets/<name> as <NAME>)."""
+    workloads = {}
+    for name, service in stack["services"].items():
+        env: dict[str, str | None] = dict(service.get("environment") or {})
+        for secret in service.get("secrets") or []:
+            target = secret.get("target") or secret["source"]
+            env[Path(target).name.upper()] = None
+        workloads[name] = Workload(service["image"], service.get("command"), env)
+    return workloads
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["template"]["spec"]
+
+
+def workload_docs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Deployments, StatefulSets and Jobs by name."""
+    kinds = ("Deployment", "StatefulSet", "Job")
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in kinds}
+
+
+_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def k8s_workloads(docs: list[dict[str, Any]]) -> dict[str, Workload]:
+    """Each Deployment/StatefulSet/Job's first container as a Workload: envFrom ConfigMaps
+    resolved against the rendered ones, $(VAR) references expanded, secret values None."""
+    config_maps = by_kind(docs, "ConfigMap")
+    workloads = {}
+    for name, doc in workload_docs(docs).items():
+        container = pod_spec(doc)["containers"][0]
+        env: dict[str, str | None] = {}
+        for source in container.get("envFrom") or []:
+            if "configMapRef" in source:
+                env.update(config_maps[source["configMapRef"]["name"]].get("data", {}))
+            else:
+                env.update(dict.fromkeys(secret_keys(docs, source["secretRef"]["name"])))
+        helpers: set[str] = set()
+        for entry in container.get("env") or []:
+            if "value" in entry:
+                value = entry["value"]
+                for ref in _REFERENCE.findall(value):
+                    helpers.add(ref)
+                    value = value.replace(f"$({ref})", env.get(ref) or "***")
+                env[entry["name"]] = value
+            else:
+                env[entry["name"]] = None
+        # Our images' entry point must stay: stack.yml's `command` is Kubernetes' `args`.
+        if container["image"].startswith("erp/"):
+            assert "command" not in container, f"{name} replaces the image's entry point"
+        command = container.get("command") or container.get("args")
+        workloads[name] = Workload(container["image"], command, env, helpers)
+    return workloads
+
+
+def secret_keys(docs: list[dict[str, Any]], name: str) -> set[str]:
+    secret = by_kind(docs, "Secret").get(name)
+    return set((secret or {}).get("data", {})) | set((secret or {}).get("stringData", {}))
+
+
+def render(kustomize: Path, overlay: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [
+            str(kustomize),
+            "build",
+            "--load-restrictor",
+            "LoadRestrictionsNone",
+            str(REPO / "k8s" / "overlays" / overlay),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -1,0 +1,273 @@
+"""One service, one description: its name, port, health paths, image, command and
+environment agree between the code (settings classes, the ops router, the local stack's
+registry in services/devstack/apps.py), the Dockerfile, stack.yml and every Kubernetes
+overlay, and every variable a service must have is set by both deployments.
+
+Which variables must be set (deploy_model.must_be_set): a setting with no default, or a
+URL or secret whose default is not None, because those defaults point at 127.0.0.1 or
+are development secrets. The list comes from the settings classes themselves
+(``model_fields`` and ``env_prefix``), so a setting added later is checked at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from services.common.ops import router as ops_router
+from services.devstack.apps import ALEMBIC_INI
+from tests.deploy.deploy_model import (
+    APPS,
+    CONTAINER_PORT,
+    MIGRATION,
+    OVERLAYS,
+    REPO,
+    Workload,
+    by_kind,
+    image_of,
+    k8s_workloads,
+    pod_spec,
+    stack_workloads,
+    variables_read,
+    variables_read_by_migration,
+    workload_docs,
+)
+
+Model = dict[str, Any]
+Rendered = dict[str, list[dict[str, Any]]]
+STANDARD = re.compile(r"OTEL_[A-Z0-9_]+")
+MIGRATE_COMMAND = [
+    "python",
+    "-m",
+    "alembic",
+    "-c",
+    str(ALEMBIC_INI.relative_to(REPO)),
+    "upgrade",
+    "head",
+]
+
+
+def deployments(swarm_stack: Model, rendered: Rendered) -> dict[str, dict[str, Workload]]:
+    """Every deployment's workloads: 'stack', 'k8s/local', 'k8s/production'."""
+    out = {"stack": stack_workloads(swarm_stack)}
+    for overlay in OVERLAYS:
+        out[f"k8s/{overlay}"] = k8s_workloads(rendered[overlay])
+    return out
+
+
+def test_the_services_serve_the_probed_paths() -> None:
+    assert {"/health", "/ready"} <= {route.path for route in ops_router.routes}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_deployment_runs_the_service_from_the_one_image(
+    swarm_stack: Model, rendered: Rendered, service: str
+) -> None:
+    """`erp/<service>:<pyproject version>`, the tag deploy/build-images.sh gives the
+    Dockerfile target of the same name."""
+    build = (REPO / "deploy" / "build-images.sh").read_text()
+    assert service in build.split("for service in", 1)[1].split(";", 1)[0]
+    assert 'image="$prefix/$service:$version"' in build
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        assert workloads[service].image == image_of(service), where
+        assert workloads[service].command is None, f"{where} overrides the image's command"
+        assert workloads[MIGRATION].image == image_of("employee-service"), where
+        assert workloads[MIGRATION].command == MIGRATE_COMMAND, where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", APPS)
+def test_kubernetes_probes_and_ports_agree_with_the_service(
+    rendered: Rendered, overlay: str, service: str
+) -> None:
+    docs = rendered[overlay]
+    container = pod_spec(by_kind(docs, "Deployment")[service])["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": CONTAINER_PORT}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    (port,) = by_kind(docs, "Service")[service]["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (CONTAINER_PORT, "http")
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_the_stack_healthcheck_probes_health_on_the_service_port(
+    swarm_stack: Model, service: str
+) -> None:
+    test = " ".join(swarm_stack["services"][service]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{CONTAINER_PORT}/health" in test
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert f"http://127.0.0.1:{CONTAINER_PORT}/health" in dockerfile
+
+
+def test_the_gateway_publishes_each_service_on_its_local_port(
+    swarm_stack: Model, rendered: Rendered
+) -> None:
+    """The local port table (services/devstack/apps.py) holds in every deployment: the
+    gateway listens on a service's local port and passes it to <service>:8000."""
+    config = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
+    servers = re.findall(r"listen (\d+);(.*?)\n    }", config, re.S)
+    routes = {
+        int(port): set(re.findall(r"proxy_pass http://([a-z-]+);", body)) for port, body in servers
+    }
+    upstreams = dict(re.findall(r"upstream ([a-z-]+) \{\s*server ([a-z-]+:\d+);", config))
+    expected_ports = {service.port for service in APPS.values()}
+    published = {p["published"]: p["target"] for p in swarm_stack["services"]["gateway"]["ports"]}
+    assert published == {port: port for port in expected_ports}
+    for overlay in OVERLAYS:
+        service = by_kind(rendered[overlay], "Service")["gateway"]
+        container = pod_spec(by_kind(rendered[overlay], "Deployment")["gateway"])["containers"][0]
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        ports = {p["port"]: named[p["targetPort"]] for p in service["spec"]["ports"]}
+        assert ports == {port: port for port in expected_ports}, overlay
+    for name, service in APPS.items():
+        assert routes[service.port] == {name}, f"port {service.port} must reach {name}"
+        assert upstreams[name] == f"{name}:{CONTAINER_PORT}"
+
+
+def test_the_gateway_does_not_route_internal_paths() -> None:
+    config = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
+    servers = dict(re.findall(r"listen (\d+);(.*?)\n    }", config, re.S))
+    refused = {
+        port: set(re.findall(r"location \^~ (\S+) \{\s*return 404;", body))
+        for port, body in servers.items()
+    }
+    assert refused[str(APPS["employee-service"].port)] >= {"/leaves/internal", "/metrics"}
+    assert refused[str(APPS["approval-request-service"].port)] >= {
+        "/approvals/internal",
+        "/metrics",
+    }
+    assert refused[str(APPS["approval-processing-service"].port)] >= {"/metrics"}
+    assert refused[str(APPS["notification-service"].port)] >= {"/notify", "/metrics"}
+
+
+def test_both_deployments_pin_the_same_image_versions(
+    swarm_stack: Model, rendered: Rendered
+) -> None:
+    stack_images = {
+        s["image"].rpartition(":")[0]: s["image"] for s in swarm_stack["services"].values()
+    }
+    for overlay in OVERLAYS:
+        for name, doc in workload_docs(rendered[overlay]).items():
+            for container in pod_spec(doc)["containers"]:
+                repository = container["image"].rpartition(":")[0]
+                assert container["image"] == stack_images[repository], (overlay, name)
+
+
+def _reads(name: str) -> dict[str, Any]:
+    return (
+        variables_read_by_migration() if name == MIGRATION else variables_read(APPS[name].package)
+    )
+
+
+@pytest.mark.parametrize("service", [*APPS, MIGRATION])
+def test_every_required_variable_is_set_in_both_deployments(
+    swarm_stack: Model, rendered: Rendered, service: str
+) -> None:
+    required = {name for name, variable in _reads(service).items() if variable.required}
+    assert required, f"{service} reads no variable that must be set: the rule found nothing"
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        missing = required - set(workloads[service].env)
+        assert not missing, f"{where} does not set {sorted(missing)} for {service}"
+
+
+@pytest.mark.parametrize("service", [*APPS, MIGRATION])
+def test_every_variable_set_is_one_the_service_reads(
+    swarm_stack: Model, rendered: Rendered, service: str
+) -> None:
+    """Catches a misspelt or stale variable, which the settings would silently ignore."""
+    reads = _reads(service)
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        workload = workloads[service]
+        for name in workload.env:
+            known = name in reads or STANDARD.fullmatch(name) or name in workload.helpers
+            assert known, f"{where} sets {name} for {service}, which reads no such variable"
+
+
+@pytest.mark.parametrize("service", [*APPS, MIGRATION])
+def test_every_deployment_runs_in_production_mode(
+    swarm_stack: Model, rendered: Rendered, service: str
+) -> None:
+    environment = [name for name in _reads(service) if name.endswith("_ENVIRONMENT")]
+    assert environment
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        env = workloads[service].env
+        assert [env.get(name) for name in environment] == ["production"] * len(environment), where
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_plain_values_agree_between_the_stack_and_kubernetes(
+    swarm_stack: Model, rendered: Rendered, service: str
+) -> None:
+    every = deployments(swarm_stack, rendered)
+    stack_env = every["stack"][service].env
+    assert stack_env["OTEL_SERVICE_NAME"] == service
+    for where, workloads in every.items():
+        env = workloads[service].env
+        for name, value in stack_env.items():
+            if value is not None and name in env and env[name] is not None:
+                assert env[name] == value, f"{where}: {name}={env[name]!r}, stack.yml: {value!r}"
+        assert {n for n, v in env.items() if v is not None and n in stack_env} >= {
+            n for n, v in stack_env.items() if v is not None
+        }, where
+
+
+def _shape(url: str) -> str:
+    """A connection URL without its password."""
+    return re.sub(r":[^:@/]+@", ":***@", url)
+
+
+def test_connection_urls_have_the_same_shape_in_both_deployments(
+    rendered: Rendered, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """stack.yml takes them from secret files deploy/swarm/make-secrets.sh writes,
+    Kubernetes builds them from Secret values: both must name the same host, port,
+    user and database."""
+    secrets = tmp_path_factory.mktemp("secrets")
+    env = {**os.environ, "ERP_STACK_SECRETS": str(secrets)}
+    subprocess.run(
+        ["bash", str(REPO / "deploy" / "swarm" / "make-secrets.sh")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    for overlay in OVERLAYS:
+        for workload in k8s_workloads(rendered[overlay]).values():
+            for name, value in workload.env.items():
+                secret_file = secrets / name.lower()
+                if value and secret_file.exists():
+                    assert _shape(value) == _shape(secret_file.read_text()), (overlay, name)
+
+
+def test_every_service_url_points_at_a_service_of_the_same_deployment(
+    swarm_stack: Model, rendered: Rendered
+) -> None:
+    """Kubernetes: a Service of that name exposing that port. stack.yml: a service of that
+    name, on the container port when it is one of the four."""
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        if where == "stack":
+            ports = {
+                name: {CONTAINER_PORT} if name in APPS else None for name in swarm_stack["services"]
+            }
+        else:
+            services = by_kind(rendered[where.removeprefix("k8s/")], "Service")
+            ports = {
+                name: {p["port"] for p in svc["spec"]["ports"]} for name, svc in services.items()
+            }
+        for service, workload in workloads.items():
+            for name, value in workload.env.items():
+                if not value or "://" not in value:
+                    continue
+                url = urlsplit(value)
+                assert url.hostname in ports, f"{where}: {service} {name} -> {value}"
+                expected = ports[url.hostname]
+                assert expected is None or url.port in expected, (
+                    f"{where}: {service} {name} -> {value}"
+                )

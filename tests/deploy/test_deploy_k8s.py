@@ -1,0 +1,340 @@
+"""The Kubernetes manifests (k8s/), as kustomize renders each overlay: valid against the
+Kubernetes schemas, locked down, sized, and shaped by what each service may safely do."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.deploy_model import (
+    APPS,
+    MIGRATION,
+    OVERLAYS,
+    REPO,
+    by_kind,
+    k8s_workloads,
+    pod_spec,
+    secret_keys,
+    workload_docs,
+)
+
+Rendered = dict[str, list[dict[str, Any]]]
+
+# The oldest Kubernetes release the manifests target, and the newest the validator knows.
+K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
+STATELESS = ("employee-service", "approval-request-service")
+SINGLE_REPLICA = ("approval-processing-service", "notification-service")
+STORES = ("mysql", "mongo", "rabbitmq")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_manifest_validates_against_the_kubernetes_schemas(
+    rendered: Rendered, overlay: str
+) -> None:
+    failures = []
+    for doc in rendered[overlay]:
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path)
+                failures.append(
+                    f"{doc['kind']}/{doc['metadata']['name']} ({version}): {path}: {exc.message}"
+                )
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                failures.append(exc.message)
+    assert not failures, "\n".join(failures)
+
+
+def test_the_schema_check_rejects_an_unknown_field(rendered: Rendered) -> None:
+    deployment = copy.deepcopy(by_kind(rendered["local"], "Deployment")["employee-service"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_lives_in_the_erp_namespace(rendered: Rendered, overlay: str) -> None:
+    namespaces = {
+        d["metadata"].get("namespace") for d in rendered[overlay] if d["kind"] != "Namespace"
+    }
+    assert namespaces == {"erp"}
+    assert "erp" in by_kind(rendered[overlay], "Namespace")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard(
+    rendered: Rendered, overlay: str
+) -> None:
+    """The namespace enforces "restricted": a pod that does not meet it is refused."""
+    namespace = by_kind(rendered[overlay], "Namespace")["erp"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for name, doc in workload_docs(rendered[overlay]).items():
+        spec = pod_spec(doc)
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, name
+        assert pod.get("runAsUser", 0) > 0, name
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is False, name
+        assert not any("hostPath" in volume for volume in spec.get("volumes", [])), name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container.get("securityContext", {})
+            assert context.get("allowPrivilegeEscalation") is False, name
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert not context.get("privileged"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_service_containers_have_a_read_only_root_filesystem(
+    rendered: Rendered, overlay: str
+) -> None:
+    workloads = workload_docs(rendered[overlay])
+    for name in [*APPS, MIGRATION, "gateway"]:
+        spec = pod_spec(workloads[name])
+        container = spec["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        assert "/tmp" in mounts, f"{name} needs a writable /tmp"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_requests_and_limits(rendered: Rendered, overlay: str) -> None:
+    for name, doc in workload_docs(rendered[overlay]).items():
+        for container in pod_spec(doc)["containers"]:
+            resources = container.get("resources", {})
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), name
+            assert {"cpu", "memory"} <= set(resources.get("limits", {})), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stateless_services_autoscale_and_keep_one_pod_through_disruptions(
+    rendered: Rendered, overlay: str
+) -> None:
+    docs = rendered[overlay]
+    autoscalers = by_kind(docs, "HorizontalPodAutoscaler")
+    deployments = by_kind(docs, "Deployment")
+    for name in STATELESS:
+        autoscaler = autoscalers[name]
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] == name
+        assert 1 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+        # The autoscaler owns the replica count; a fixed one would fight it on every apply.
+        assert "replicas" not in deployments[name]["spec"], name
+        assert deployments[name]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert set(autoscalers) == set(STATELESS), "only the stateless services autoscale"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_in_memory_services_run_exactly_one_replica_replaced_not_rolled(
+    rendered: Rendered, overlay: str
+) -> None:
+    """Inboxes and WebSocket connections live in one process: a second replica would split
+    them, so one replica, Recreate (never two side by side), and a budget that lets a node
+    drain evict it."""
+    docs = rendered[overlay]
+    deployments = by_kind(docs, "Deployment")
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    for name in SINGLE_REPLICA:
+        assert deployments[name]["spec"]["replicas"] == 1
+        assert deployments[name]["spec"]["strategy"] == {"type": "Recreate"}
+        assert budgets[name]["spec"] == {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+        }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_long_running_workload_has_a_disruption_budget(
+    rendered: Rendered, overlay: str
+) -> None:
+    docs = rendered[overlay]
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    for name, doc in workload_docs(docs).items():
+        if (
+            doc["kind"] == "Job"
+            or doc["metadata"]["labels"].get("app.kubernetes.io/component") == "observability"
+        ):
+            continue
+        budget = budgets[name]["spec"]
+        assert budget["selector"]["matchLabels"] == doc["spec"]["selector"]["matchLabels"], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_stores_are_statefulsets_on_persistent_volumes(
+    rendered: Rendered, overlay: str
+) -> None:
+    sets = by_kind(rendered[overlay], "StatefulSet")
+    images = {"mysql": "mysql:8.", "mongo": "mongo:7.", "rabbitmq": "rabbitmq:3."}
+    for name, image in images.items():
+        spec = sets[name]["spec"]
+        assert spec["replicas"] == 1
+        assert spec["template"]["spec"]["containers"][0]["image"].startswith(image)
+        (claim,) = spec["volumeClaimTemplates"]
+        mounts = spec["template"]["spec"]["containers"][0]["volumeMounts"]
+        assert claim["metadata"]["name"] in {m["name"] for m in mounts}, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_migration_is_a_job_retried_until_it_succeeds(rendered: Rendered, overlay: str) -> None:
+    job = by_kind(rendered[overlay], "Job")[MIGRATION]
+    assert job["spec"]["backoffLimit"] >= 5
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] in {"Never", "OnFailure"}
+    assert spec["containers"][0]["args"][-2:] == ["upgrade", "head"]
+
+
+def _allowed_sources(policy: dict[str, Any]) -> set[str]:
+    """The app.kubernetes.io/name of every pod a policy lets in ('*' for any source)."""
+    sources: set[str] = set()
+    for rule in policy["spec"].get("ingress", []):
+        if "from" not in rule:
+            sources.add("*")
+        for peer in rule.get("from", []):
+            labels = peer.get("podSelector", {}).get("matchLabels", {})
+            if "namespaceSelector" in peer:
+                sources.add("namespace:" + str(peer["namespaceSelector"]))
+            elif "app.kubernetes.io/name" in labels:
+                sources.add(labels["app.kubernetes.io/name"])
+            else:
+                sources.add(str(labels))
+    return sources
+
+
+def _callers(rendered_docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Who calls whom, read off the URLs in each workload's environment."""
+    callers: dict[str, set[str]] = {}
+    for name, workload in k8s_workloads(rendered_docs).items():
+        for value in workload.env.values():
+            if value and "://" in value:
+                host = urlsplit(value).hostname or ""
+                callers.setdefault(host, set()).add(name)
+    return callers
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_admit_exactly_the_callers(rendered: Rendered, overlay: str) -> None:
+    """Default deny; each service and store lets in only the workloads whose settings point
+    at it, plus the gateway (public paths) and Prometheus (/metrics) for the services."""
+    docs = rendered[overlay]
+    policies = by_kind(docs, "NetworkPolicy")
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    callers = _callers(docs)
+    for name in APPS:
+        expected = callers.get(name, set()) | {"gateway", "prometheus"}
+        assert _allowed_sources(policies[name]) == expected, name
+    for store in STORES:
+        assert _allowed_sources(policies[store]) == callers[store], store
+    # Internal endpoints, by the spec: who may call them at all.
+    assert callers["employee-service"] == {"approval-request-service"}
+    assert callers["approval-request-service"] == {"approval-processing-service"}
+    assert callers["notification-service"] == {
+        "approval-request-service",
+        "approval-processing-service",
+    }
+
+
+def test_only_the_ingress_controller_reaches_the_production_gateway(rendered: Rendered) -> None:
+    local = by_kind(rendered["local"], "NetworkPolicy")["gateway"]
+    production = by_kind(rendered["production"], "NetworkPolicy")["gateway"]
+    assert _allowed_sources(local) == {"*"}
+    assert _allowed_sources(production) == {
+        "namespace:{'matchLabels': {'kubernetes.io/metadata.name': 'ingress-nginx'}}"
+    }
+    ingress = by_kind(rendered["production"], "Ingress")["erp"]
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"gateway"}
+
+
+def _make_secrets_script() -> dict[str, set[str]]:
+    """The Secrets deploy/k8s/make-secrets.sh creates: `create NAME KEY...` lines."""
+    text = (REPO / "deploy" / "k8s" / "make-secrets.sh").read_text()
+    return {
+        line.split()[1]: set(line.split()[2:])
+        for line in text.splitlines()
+        if re.match(r"create [a-z]", line)
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_reference_is_provided(rendered: Rendered, overlay: str) -> None:
+    """Local: the overlay generates each Secret. Production: none is in the repository,
+    and deploy/k8s/make-secrets.sh creates each one with every key the pods read."""
+    docs = rendered[overlay]
+    created = _make_secrets_script()
+    for name, doc in workload_docs(docs).items():
+        for container in pod_spec(doc)["containers"]:
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if not ref:
+                    continue
+                if overlay == "local":
+                    assert ref["key"] in secret_keys(docs, ref["name"]), (name, ref)
+                else:
+                    assert ref["key"] in created.get(ref["name"], set()), (name, ref)
+    if overlay == "production":
+        assert not by_kind(docs, "Secret"), "production Secrets never live in the repository"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_config_map_reference_resolves(rendered: Rendered, overlay: str) -> None:
+    docs = rendered[overlay]
+    config_maps = by_kind(docs, "ConfigMap")
+    for name, doc in workload_docs(docs).items():
+        spec = pod_spec(doc)
+        refs = [v["configMap"]["name"] for v in spec.get("volumes", []) if "configMap" in v]
+        for container in spec["containers"]:
+            refs += [
+                s["configMapRef"]["name"]
+                for s in container.get("envFrom", [])
+                if "configMapRef" in s
+            ]
+        for ref in refs:
+            assert ref in config_maps, (name, ref)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_observability_is_provisioned_from_the_repository(rendered: Rendered, overlay: str) -> None:
+    """Every dashboard file is in Grafana's ConfigMap, mounted where the provider looks,
+    and Prometheus gets its rule files beside its configuration."""
+    docs = rendered[overlay]
+    config_maps = by_kind(docs, "ConfigMap")
+    grafana_dir = REPO / "observability" / "grafana"
+    dashboards = next(c for n, c in config_maps.items() if n.startswith("grafana-dashboards-"))
+    on_disk = {p.name for p in (grafana_dir / "dashboards").glob("*.json")}
+    assert set(dashboards["data"]) == on_disk
+    for file in on_disk:
+        assert dashboards["data"][file] == (grafana_dir / "dashboards" / file).read_text()
+    provider = yaml.safe_load(
+        (grafana_dir / "provisioning" / "dashboards" / "dashboards.yaml").read_text()
+    )
+    grafana = pod_spec(by_kind(docs, "Deployment")["grafana"])["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in grafana["volumeMounts"]}
+    assert mounts["dashboards"] == provider["providers"][0]["options"]["path"]
+
+    prometheus = next(c for n, c in config_maps.items() if n.startswith("prometheus-config-"))
+    config = yaml.safe_load(prometheus["data"]["prometheus.yml"])
+    assert set(config.get("rule_files", [])) <= set(prometheus["data"])
+    for target in (
+        t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    ):
+        host, port = target.split(":")
+        service = by_kind(docs, "Service")[host]
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}, target
+
+
+def test_observability_configuration_files_are_the_repositorys(rendered: Rendered) -> None:
+    config_maps = by_kind(rendered["local"], "ConfigMap")
+    collector = next(c for n, c in config_maps.items() if n.startswith("otel-collector-config-"))
+    source = Path(REPO / "observability" / "otel-collector" / "config.yaml").read_text()
+    assert collector["data"]["config.yaml"] == source
