@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.auth import CurrentPrincipal, require_self_or_admin
+from services.common.auth import CurrentPrincipal, Principal, require_self_or_admin
 from services.employee.attendance import service
+from services.employee.attendance.models import AttendanceRecord
 from services.employee.attendance.schemas import AttendanceAction, AttendanceRead
 from services.employee.db import utcnow
 from services.employee.deps import SessionDep, SettingsDep
+from services.employee.settings import EmployeeSettings
 
 router = APIRouter(prefix="/attendance", tags=["attendance"])
+
+
+async def _record(
+    action: Callable[..., Awaitable[AttendanceRecord]],
+    principal: Principal,
+    body: AttendanceAction,
+    session: AsyncSession,
+    settings: EmployeeSettings,
+) -> AttendanceRecord:
+    require_self_or_admin(principal, body.employee_id)
+    try:
+        return await action(
+            session=session,
+            employee_id=body.employee_id,
+            now=utcnow(),
+            timezone=settings.business_timezone,
+        )
+    except service.AttendanceError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 @router.post("/check-in", response_model=AttendanceRead, responses={400: {}})
@@ -23,16 +46,7 @@ async def check_in(
     session: SessionDep,
     settings: SettingsDep,
 ) -> object:
-    require_self_or_admin(principal, body.employee_id)
-    try:
-        return await service.check_in(
-            session=session,
-            employee_id=body.employee_id,
-            now=utcnow(),
-            timezone=settings.business_timezone,
-        )
-    except service.AttendanceError as exc:
-        raise HTTPException(400, str(exc)) from None
+    return await _record(service.check_in, principal, body, session, settings)
 
 
 @router.post("/check-out", response_model=AttendanceRead, responses={400: {}})
@@ -42,16 +56,7 @@ async def check_out(
     session: SessionDep,
     settings: SettingsDep,
 ) -> object:
-    require_self_or_admin(principal, body.employee_id)
-    try:
-        return await service.check_out(
-            session=session,
-            employee_id=body.employee_id,
-            now=utcnow(),
-            timezone=settings.business_timezone,
-        )
-    except service.AttendanceError as exc:
-        raise HTTPException(400, str(exc)) from None
+    return await _record(service.check_out, principal, body, session, settings)
 
 
 @router.get("/me", response_model=list[AttendanceRead], responses={400: {}})
