@@ -11,11 +11,12 @@ import orjson
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel, PositiveInt, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.approval_processing.inbox import Inbox, WorkItem
 from services.approval_processing.metrics import DEAD_LETTERED, MESSAGES_CONSUMED
 from services.common import extract_context
+from services.common.limits import Id
 from services.common.messaging import RETRY_ROUTING_KEY, WORK_QUEUE, json_message
 
 logger = logging.getLogger(__name__)
@@ -25,14 +26,14 @@ Notify = Callable[[dict[str, Any]], Awaitable[bool]]
 
 
 class _Step(BaseModel):
-    step: PositiveInt
-    approverId: PositiveInt
+    step: Id
+    approverId: Id
     status: str
 
 
 class WorkMessage(BaseModel):
-    requestId: PositiveInt
-    requesterId: PositiveInt
+    requestId: Id
+    requesterId: Id
     title: str
     content: str
     steps: list[_Step]

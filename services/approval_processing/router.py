@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
 from services.approval_processing.clients import submit_decision
@@ -12,6 +12,7 @@ from services.approval_processing.inbox import Inbox
 from services.approval_processing.metrics import DECISIONS_SUBMITTED
 from services.common import DependencyUnavailable
 from services.common.auth import CurrentPrincipal, Principal
+from services.common.limits import PathId
 
 router = APIRouter(prefix="/process", tags=["processing"])
 
@@ -41,7 +42,7 @@ def _inbox(request: Request) -> Inbox:
 
 
 InboxDep = Annotated[Inbox, Depends(_inbox)]
-EmployeeId = Annotated[int, Path(ge=1)]
+EmployeeId = PathId
 
 
 def _only_the_approver(principal: Principal, approver_id: int) -> None:

@@ -17,6 +17,7 @@ from services.approval_request.schemas import (
     WaitingStep,
 )
 from services.common.auth import CurrentPrincipal, Principal, ServiceCaller, require_self_or_admin
+from services.common.limits import MAX_ID, PathId
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 internal = APIRouter(prefix="/approvals/internal", tags=["internal"])
@@ -49,8 +50,8 @@ async def create_approval(
 async def list_approvals(
     principal: CurrentPrincipal,
     approvals: ApprovalsDep,
-    requester_id: Annotated[int | None, Query(alias="requesterId", ge=1)] = None,
-    approver_id: Annotated[int | None, Query(alias="approverId", ge=1)] = None,
+    requester_id: Annotated[int | None, Query(alias="requesterId", ge=1, le=MAX_ID)] = None,
+    approver_id: Annotated[int | None, Query(alias="approverId", ge=1, le=MAX_ID)] = None,
     final_status: Annotated[FinalStatus | None, Query(alias="finalStatus")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
@@ -85,7 +86,7 @@ async def record_result(
 async def waiting_steps(
     caller: ServiceCaller,
     approvals: ApprovalsDep,
-    after_request_id: Annotated[int, Query(alias="afterRequestId", ge=0)] = 0,
+    after_request_id: Annotated[int, Query(alias="afterRequestId", ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[WaitingStep]:
     """Every step awaiting its approver, in request order; processing rebuilds its inboxes
@@ -112,7 +113,7 @@ async def waiting_steps(
 
 @router.get("/{request_id}", response_model=ApprovalDocument, responses={404: {}})
 async def get_approval(
-    principal: CurrentPrincipal, request_id: int, approvals: ApprovalsDep
+    principal: CurrentPrincipal, request_id: PathId, approvals: ApprovalsDep
 ) -> Any:
     doc = await approvals.get(request_id, public=True)
     if doc is None:

@@ -6,7 +6,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.common.limits import Id
 
 MAX_STEPS = 20
 TITLE_MAX = 200
@@ -44,14 +46,14 @@ class LeaveInfo(BaseModel):
 class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    step: PositiveInt
-    approverId: PositiveInt
+    step: Id
+    approverId: Id
 
 
 class ApprovalCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    requesterId: PositiveInt
+    requesterId: Id
     title: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
     ]
@@ -88,9 +90,9 @@ class ApprovalDocument(BaseModel):
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    requestId: PositiveInt
-    step: PositiveInt
-    approverId: PositiveInt
+    requestId: Id
+    step: Id
+    approverId: Id
     status: Literal["approved", "rejected"]
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import orjson
+from fastapi import Path
+from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -49,3 +53,9 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# Identifiers are signed 64-bit in MySQL and MongoDB: a larger number is a 422, not a 500.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from services.common import current_traceparent
 from services.common.auth import Principal, ServiceCaller, TokenVerifier
+from services.common.limits import MAX_ID
 from services.notification.hub import Closure, Hub, TooManyConnections
 from services.notification.metrics import DROPPED_CONNECTIONS
 from services.notification.settings import NotificationSettings
@@ -43,11 +44,11 @@ SettingsDep = Annotated[NotificationSettings, Depends(get_settings)]
 class NotifyRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel)
 
-    employee_id: int = Field(gt=0)
+    employee_id: int = Field(gt=0, le=MAX_ID)
     type: NotificationType
-    request_id: int | None = Field(default=None, gt=0)
-    step: int | None = Field(default=None, gt=0)
-    approver_id: int | None = Field(default=None, gt=0)
+    request_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    step: int | None = Field(default=None, gt=0, le=MAX_ID)
+    approver_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     final_status: str | None = Field(default=None, max_length=32)
     step_status: str | None = Field(default=None, max_length=32)
     title: str | None = Field(default=None, max_length=200)
@@ -72,10 +73,10 @@ async def notify(caller: ServiceCaller, body: NotifyRequest, hub: HubDep) -> Not
 @router.websocket("/ws/{employee_id}")
 async def notification_socket(
     websocket: WebSocket,
-    employee_id: Annotated[int, Path(gt=0)],
+    employee_id: Annotated[int, Path(gt=0, le=MAX_ID)],
     hub: HubDep,
     settings: SettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> None:
     """Push the employee's notifications: those after ``after`` from the backlog, then live.

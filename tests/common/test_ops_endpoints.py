@@ -75,3 +75,20 @@ async def test_database_calls_are_timed_as_dependencies(
     assert 'operation="find",outcome="ok",target="mongodb"' in approval_metrics
     processing_metrics = (await client.get(f"{processing_url}/metrics")).text
     assert "erp_amqp_consumer_connected 1.0" in processing_metrics
+
+
+@pytest.mark.parametrize(
+    ("package", "path"),
+    [
+        ("employee", "/employees/99999999999999999999999"),
+        ("employee", "/employees?offset=7261865983819893329044176896"),
+        ("employee", "/attendance/me?employeeId=99999999999999999999999"),
+        ("approval_request", "/approvals/99999999999999999999999"),
+        ("approval_request", "/approvals?requesterId=99999999999999999999999"),
+    ],
+)
+async def test_numbers_beyond_64_bits_are_a_422_not_a_500(
+    client: httpx.AsyncClient, stack: Stack, package: str, path: str
+) -> None:
+    response = await client.get(stack.url(package) + path)
+    assert response.status_code == 422

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import CurrentPrincipal, Principal, require_self_or_admin
+from services.common.limits import MAX_ID
 from services.employee.attendance import service
 from services.employee.attendance.models import AttendanceRecord
 from services.employee.attendance.schemas import AttendanceAction, AttendanceRead
@@ -63,7 +64,7 @@ async def check_out(
 async def my_attendance(
     principal: CurrentPrincipal,
     session: SessionDep,
-    employee_id: Annotated[int, Query(alias="employeeId", ge=1)],
+    employee_id: Annotated[int, Query(alias="employeeId", ge=1, le=MAX_ID)],
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> object:

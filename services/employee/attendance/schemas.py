@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict
+
+from services.common.limits import Id
 
 
 class AttendanceAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    employee_id: PositiveInt
+    employee_id: Id
 
 
 class AttendanceRead(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from services.common.auth import CurrentPrincipal, require_admin, require_self_or_admin
+from services.common.limits import MAX_ID, PathId
 from services.employee.deps import SessionDep
 from services.employee.employees import service
 from services.employee.employees.schemas import EmployeeCreate, EmployeeRead, EmployeeUpdate
@@ -22,7 +23,7 @@ def _parse_ids(raw: str) -> list[int]:
         ids = sorted({int(part) for part in raw.split(",") if part.strip()})
     except ValueError:
         raise HTTPException(400, "ids must be a comma-separated list of integers") from None
-    if not ids or ids[0] < 1 or len(ids) > MAX_PAGE:
+    if not ids or ids[0] < 1 or ids[-1] > MAX_ID or len(ids) > MAX_PAGE:
         raise HTTPException(400, f"ids must hold 1 to {MAX_PAGE} positive integers")
     return ids
 
@@ -40,7 +41,7 @@ async def list_employees(
     principal: CurrentPrincipal,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ids: Annotated[str | None, Query(description="e.g. 1,2,3", max_length=5000)] = None,
 ) -> object:
     require_admin(principal, or_service=True)
@@ -50,7 +51,7 @@ async def list_employees(
 
 @router.get("/{employee_id}", response_model=EmployeeRead, responses={404: {}})
 async def get_employee(
-    principal: CurrentPrincipal, employee_id: int, session: SessionDep
+    principal: CurrentPrincipal, employee_id: PathId, session: SessionDep
 ) -> object:
     if not principal.service:
         require_self_or_admin(principal, employee_id)
@@ -62,7 +63,7 @@ async def get_employee(
 
 @router.patch("/{employee_id}", response_model=EmployeeRead, responses={404: {}})
 async def update_employee(
-    principal: CurrentPrincipal, employee_id: int, body: EmployeeUpdate, session: SessionDep
+    principal: CurrentPrincipal, employee_id: PathId, body: EmployeeUpdate, session: SessionDep
 ) -> object:
     require_admin(principal)
     employee = await service.get_active(session=session, employee_id=employee_id)
@@ -73,7 +74,7 @@ async def update_employee(
 
 @router.delete("/{employee_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 async def delete_employee(
-    principal: CurrentPrincipal, employee_id: int, session: SessionDep
+    principal: CurrentPrincipal, employee_id: PathId, session: SessionDep
 ) -> None:
     """Deactivates: the employee leaves every read, but no history is erased."""
     require_admin(principal)

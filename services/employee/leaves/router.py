@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from services.common.auth import CurrentPrincipal, ServiceCaller, require_self_or_admin
+from services.common.limits import MAX_ID
 from services.employee.deps import SessionDep
 from services.employee.leaves import service
 from services.employee.leaves.schemas import LeaveConfirmation, LeaveRead
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/leaves", tags=["leaves"])
 async def my_leaves(
     principal: CurrentPrincipal,
     session: SessionDep,
-    employee_id: Annotated[int, Query(alias="employeeId", ge=1)],
+    employee_id: Annotated[int, Query(alias="employeeId", ge=1, le=MAX_ID)],
 ) -> object:
     require_self_or_admin(principal, employee_id)
     return await service.for_employee(session=session, employee_id=employee_id)

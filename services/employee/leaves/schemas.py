@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.common.limits import Id
 from services.employee.leaves.models import LEAVE_TYPE_MAX, REASON_MAX
 
 MAX_LEAVE_DAYS = 366
@@ -15,7 +16,7 @@ MAX_LEAVE_DAYS = 366
 class LeaveConfirmation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    employeeId: PositiveInt
+    employeeId: Id
     startDate: date
     endDate: date
     days: Annotated[int, Field(ge=1, le=MAX_LEAVE_DAYS)]
@@ -23,7 +24,7 @@ class LeaveConfirmation(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LEAVE_TYPE_MAX)
     ]
     reason: Annotated[str, StringConstraints(max_length=REASON_MAX)] = ""
-    requestId: PositiveInt
+    requestId: Id
 
 
 class LeaveRead(BaseModel):
