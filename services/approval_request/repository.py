@@ -15,6 +15,7 @@ allocation additionally retries on the unique index, which FerretDB does enforce
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ PUBLIC_FIELDS = {
 
 
 LOCK_STRIPES = 1024
+ID_BLOCK = 20
 
 
 class ApprovalRepository:
@@ -56,6 +58,7 @@ class ApprovalRepository:
         self.counters: AsyncCollection[Document] = database["counters"]
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self._counter_lock = asyncio.Lock()
+        self._ids: deque[int] = deque()
 
     def _lock(self, request_id: int) -> asyncio.Lock:
         return self._locks[request_id % LOCK_STRIPES]
@@ -68,15 +71,20 @@ class ApprovalRepository:
         await self.approvals.create_index("effectsDueAt", name="ix_effects_due")
 
     async def _next_request_id(self) -> int:
+        """Ids come from the shared counter in blocks, so creations do not queue on one
+        counter update each; the unique index still arbitrates between processes."""
         async with self._counter_lock:
-            counter = await self.counters.find_one_and_update(
-                {"_id": "approvals"},
-                {"$inc": {"seq": 1}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        assert counter is not None  # upsert with AFTER always returns the document
-        return int(counter["seq"])
+            if not self._ids:
+                counter = await self.counters.find_one_and_update(
+                    {"_id": "approvals"},
+                    {"$inc": {"seq": ID_BLOCK}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                assert counter is not None  # upsert with AFTER always returns the document
+                last = int(counter["seq"])
+                self._ids.extend(range(last - ID_BLOCK + 1, last + 1))
+            return self._ids.popleft()
 
     async def insert_new(self, build: Callable[[int], Document], *, attempts: int = 20) -> int:
         """Store ``build(request_id)`` under a fresh id. The unique index is the arbiter: an id
@@ -99,7 +107,7 @@ class ApprovalRepository:
     ) -> list[Document]:
         cursor = (
             self.approvals.find(dict(filters), PUBLIC_FIELDS)
-            .sort("requestId", DESCENDING)
+            .sort([("createdAt", DESCENDING), ("requestId", DESCENDING)])
             .skip(offset)
             .limit(limit)
         )
