@@ -40,8 +40,8 @@ RABBITMQ_PORT = 5672
 FERRETDB_PORT = 27017
 # FerretDB stores its documents in PostgreSQL (an unusual port, so a distribution's own
 # cluster on 5432 never collides). Its SQLite handler pushes no filter but `{_id: <string>}`
-# down to the database and so scans the whole collection for every other query: measured
-# here at 3.3 approval flows/s against 19.8/s on PostgreSQL (loadtests/README.md).
+# down to the database, so every other query scans the whole collection and slows as
+# history grows; the PostgreSQL handler pushes equality filters down (docs/decisions.md D9).
 POSTGRES_PORT = 5442
 FERRETDB_HANDLER = os.environ.get("ERP_FERRETDB_HANDLER", "postgresql")
 FERRETDB_DEBUG_PORT = 8088
