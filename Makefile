@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ERP := $(PY) -m services.devstack
 
-.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only
+.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest
 
 venv:
 	@scripts/venv.sh
@@ -47,3 +47,13 @@ test-only: infra
 	$(PY) -m pytest
 
 test: lint typecheck contracts test-only
+
+# Issue 6's benchmark against the running local stack (`make up` first; loadtests/README.md).
+# Runs every command and fails at the end if any target was missed; results in loadtests/results/
+loadtest: venv
+	@status=0; \
+	$(PY) -m loadtests.run pipeline --users 32 --duration 60s --steps 2 --reject-share 0 --targets || status=1; \
+	$(PY) -m loadtests.run notifications --users 2000 --rate 500 --duration 75s --targets || status=1; \
+	$(PY) -m loadtests.inbox_bench --items 100000 --source stub --targets || status=1; \
+	$(PY) -m loadtests.inbox_bench --items 100000 --ready-timeout 60 --targets || status=1; \
+	exit $$status
