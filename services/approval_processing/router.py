@@ -36,7 +36,7 @@ class ActionIn(BaseModel):
     action: Literal["approve", "reject"]
 
 
-def _inbox(request: Request) -> Inbox:
+async def _inbox(request: Request) -> Inbox:
     inbox: Inbox = request.app.state.inbox
     return inbox
 

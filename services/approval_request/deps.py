@@ -13,17 +13,17 @@ from services.approval_request.repository import ApprovalRepository
 from services.approval_request.service import FindMissing
 
 
-def _repository(request: Request) -> ApprovalRepository:
+async def _repository(request: Request) -> ApprovalRepository:
     repository: ApprovalRepository = request.app.state.repository
     return repository
 
 
-def _relay(request: Request) -> OutboxRelay:
+async def _relay(request: Request) -> OutboxRelay:
     relay: OutboxRelay = request.app.state.relay
     return relay
 
 
-def _find_missing(request: Request) -> FindMissing:
+async def _find_missing(request: Request) -> FindMissing:
     state = request.app.state
 
     async def find(ids: Iterable[int]) -> list[int]:

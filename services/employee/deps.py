@@ -18,7 +18,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _settings(request: Request) -> EmployeeSettings:
+async def _settings(request: Request) -> EmployeeSettings:
     settings: EmployeeSettings = request.app.state.settings
     return settings
 

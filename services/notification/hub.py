@@ -262,7 +262,7 @@ class Hub:
             type=kind,
             request_id=request_id if isinstance(request_id, int) else None,
             text=orjson.dumps(message).decode(),
-            context=otel_context.get_current(),
+            context=_span_context_only(),
             published_at=time.perf_counter(),
         )
         backlog = self._backlogs.get(employee_id)
@@ -324,3 +324,10 @@ class Hub:
         candidate = time.time_ns() // 1000
         self._last_id = candidate if candidate > self._last_id else self._last_id + 1
         return self._last_id
+
+
+def _span_context_only() -> otel_context.Context:
+    """The current span's identity without the span itself: a backlog entry that held the
+    live /notify span (attributes, events, resource) cost ~4.5 KB instead of ~0.5 KB."""
+    identity = trace.get_current_span().get_span_context()
+    return trace.set_span_in_context(trace.NonRecordingSpan(identity))

@@ -27,12 +27,12 @@ TOO_MANY_CONNECTIONS = Closure(1013, "too many connections", "too_many_connectio
 router = APIRouter(tags=["notifications"])
 
 
-def get_hub(connection: HTTPConnection) -> Hub:
+async def get_hub(connection: HTTPConnection) -> Hub:
     hub: Hub = connection.app.state.hub
     return hub
 
 
-def get_settings(connection: HTTPConnection) -> NotificationSettings:
+async def get_settings(connection: HTTPConnection) -> NotificationSettings:
     settings: NotificationSettings = connection.app.state.settings
     return settings
 
