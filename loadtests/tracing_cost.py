@@ -1,0 +1,158 @@
+"""`python -m loadtests.tracing_cost`: what tracing costs the approval pipeline, measured in
+one run on one machine. The four services are started twice on private ports and
+databases: once exporting every span to the local Jaeger, once with the OpenTelemetry SDK
+disabled; the same pipeline load runs against each, and the ratio is printed. Exits 1
+when tracing costs more than ``--max-cost`` (default 15 %) of the throughput."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from services.devstack import backing
+from services.devstack.apps import get_service, migrate, start_app, stop_process, wait_ready
+
+DB = "erp_tracing_cost"
+PORTS = {
+    "employee": 8201,
+    "approval_request": 8202,
+    "approval_processing": 8203,
+    "notification": 8204,
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _url(package: str) -> str:
+    return f"http://127.0.0.1:{PORTS[package]}"
+
+
+def _env(package: str, tracing: bool) -> dict[str, str]:
+    amqp = f"amqp://guest:guest@127.0.0.1:5672/{DB}"
+    env = {
+        "employee": {
+            "EMPLOYEE_DATABASE_URL": f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{DB}?charset=utf8mb4"
+        },
+        "approval_request": {
+            "APPROVAL_REQUEST_MONGO_DB": DB,
+            "APPROVAL_REQUEST_AMQP_URL": amqp,
+            "APPROVAL_REQUEST_EMPLOYEE_SERVICE_URL": _url("employee"),
+            "APPROVAL_REQUEST_NOTIFICATION_SERVICE_URL": _url("notification"),
+        },
+        "approval_processing": {
+            "APPROVAL_PROCESSING_AMQP_URL": amqp,
+            "APPROVAL_PROCESSING_APPROVAL_REQUEST_SERVICE_URL": _url("approval_request"),
+            "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": _url("notification"),
+        },
+        "notification": {},
+    }[package]
+    if tracing:
+        return {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    return {**env, "OTEL_SDK_DISABLED": "true"}
+
+
+def _fresh_databases() -> None:
+    subprocess.run(
+        [
+            "mariadb",
+            "-uroot",
+            "-e",
+            f"DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB} CHARACTER SET utf8mb4 "
+            f"COLLATE utf8mb4_unicode_ci; GRANT ALL ON {DB}.* TO 'erp'@'127.0.0.1'",
+        ],
+        check=True,
+    )
+    migrate(f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{DB}?charset=utf8mb4")
+    with MongoClient("mongodb://127.0.0.1:27017") as mongo:
+        mongo.drop_database(DB)
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", DB], check=False, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", DB], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", DB, "guest", ".*", ".*", ".*"], check=True
+    )
+
+
+def _measure(tracing: bool, duration: str, users: int) -> dict[str, float]:
+    procs = []
+    try:
+        for package in PORTS:
+            procs.append(
+                start_app(
+                    get_service(package), port=PORTS[package], extra_env=_env(package, tracing)
+                )
+            )
+        for package, proc in zip(PORTS, procs, strict=True):
+            wait_ready(_url(package), 60, proc)
+        results = RESULTS / f"tracing-{'on' if tracing else 'off'}"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "loadtests.run",
+                "pipeline",
+                "--users",
+                str(users),
+                "--duration",
+                duration,
+                "--steps",
+                "2",
+                "--reject-share",
+                "0",
+                "--employee-url",
+                _url("employee"),
+                "--approvals-url",
+                _url("approval_request"),
+                "--processing-url",
+                _url("approval_processing"),
+                "--notification-url",
+                _url("notification"),
+                "--results",
+                str(results),
+            ],
+            check=False,
+        )
+        figures = json.loads((results / "summary.json").read_text())["figures"]
+        return {
+            "flows_per_s": figures["flows_per_s"],
+            "p95": figures["flow_p95_ms"],
+            "cpu": figures["cpu_ms_per_flow"],
+        }
+    finally:
+        for proc in procs:
+            stop_process(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.tracing_cost")
+    parser.add_argument("--duration", default="40s")
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--max-cost", type=float, default=15.0, help="percent of flows/s")
+    args = parser.parse_args()
+    backing.ensure_infra(jaeger=True)
+    _fresh_databases()
+    off = _measure(False, args.duration, args.users)
+    _fresh_databases()
+    on = _measure(True, args.duration, args.users)
+    cost = 100 * (1 - on["flows_per_s"] / off["flows_per_s"]) if off["flows_per_s"] else 100.0
+    print(
+        f"tracing off  {off['flows_per_s']:6.1f} flows/s  p95 {off['p95']:6.0f} ms  "
+        f"cpu/flow {off['cpu']:5.1f} ms"
+    )
+    print(
+        f"tracing on   {on['flows_per_s']:6.1f} flows/s  p95 {on['p95']:6.0f} ms  "
+        f"cpu/flow {on['cpu']:5.1f} ms  (every span exported to Jaeger)"
+    )
+    print(
+        f"cost of tracing: {cost:.1f} % of throughput "
+        f"({'ok' if cost <= args.max_cost else 'over'} the {args.max_cost:.0f} % budget), "
+        f"{on['cpu'] - off['cpu']:+.1f} ms CPU per flow"
+    )
+    return 0 if cost <= args.max_cost else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
