@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,7 +145,9 @@ def main() -> int:
     )
     print(
         f"tracing on   {on['flows_per_s']:6.1f} flows/s  p95 {on['p95']:6.0f} ms  "
-        f"cpu/flow {on['cpu']:5.1f} ms  (every span exported to Jaeger)"
+        f"cpu/flow {on['cpu']:5.1f} ms  (spans exported to Jaeger; sampler "
+        f"{os.environ.get('OTEL_TRACES_SAMPLER', 'parentbased_always_on')} "
+        f"{os.environ.get('OTEL_TRACES_SAMPLER_ARG', '')})"
     )
     print(
         f"cost of tracing: {cost:.1f} % of throughput "
