@@ -86,6 +86,10 @@ class ApprovalRepository:
                 self._ids.extend(range(last - ID_BLOCK + 1, last + 1))
             return self._ids.popleft()
 
+    def drop_id_block(self) -> None:
+        """Forget the ids taken from the counter but not used (test-mode state hooks)."""
+        self._ids.clear()
+
     async def insert_new(self, build: Callable[[int], Document], *, attempts: int = 20) -> int:
         """Store ``build(request_id)`` under a fresh id. The unique index is the arbiter: an id
         already taken (possible with several writers on FerretDB) just takes the next one."""

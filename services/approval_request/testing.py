@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from services.approval_request import service, workflow
 from services.approval_request.deps import ApprovalsDep
-from services.approval_request.repository import OPEN_STATUSES, ApprovalRepository
+from services.approval_request.repository import ID_BLOCK, OPEN_STATUSES, ApprovalRepository
 from services.approval_request.schemas import ApprovalCreate, Decision, RequestType, StepIn
 
 logger = logging.getLogger(__name__)
@@ -45,13 +45,15 @@ async def _create_as(repository: ApprovalRepository, request_id: int, body: Appr
     await repository.counters.update_one(
         {"_id": "approvals"}, {"$set": {"seq": request_id - 1}}, upsert=True
     )
+    repository.drop_id_block()
     try:
         created = await service.create(
             repository=repository, find_missing=_nobody_missing, body=body
         )
     finally:
+        repository.drop_id_block()
         await repository.counters.update_one(
-            {"_id": "approvals"}, {"$set": {"seq": max(before, request_id)}}
+            {"_id": "approvals"}, {"$set": {"seq": max(before, request_id + ID_BLOCK)}}
         )
     if created != request_id:
         raise RuntimeError(f"created request {created} instead of {request_id}")
