@@ -217,6 +217,12 @@ def _postgres_bin() -> Path:
     return Path(found[-1]).parent
 
 
+def _postgres_data() -> Path:
+    """In the postgres user's own home: a checkout's folders may not be reachable by it."""
+    home = Path("/var/lib/postgresql")
+    return home / "erp-ferretdb" if home.is_dir() else sub_dir("postgres")
+
+
 def _as_postgres(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["runuser", "-u", "postgres", "--", *args], check=check, capture_output=True, text=True
@@ -228,7 +234,8 @@ def ensure_postgres() -> None:
     if port_open(POSTGRES_PORT):
         return
     bin_dir = _postgres_bin()
-    data = sub_dir("postgres")
+    data = _postgres_data()
+    data.mkdir(parents=True, exist_ok=True)
     shutil.chown(data, "postgres", "postgres")
     data.chmod(0o700)
     if not (data / "PG_VERSION").exists():
@@ -289,7 +296,7 @@ def stop_postgres() -> None:
         _as_postgres(
             str(_postgres_bin() / "pg_ctl"),
             "-D",
-            str(sub_dir("postgres")),
+            str(_postgres_data()),
             "-m",
             "fast",
             "-w",
@@ -412,7 +419,7 @@ def backing_log(name: str) -> Path | None:
     if name == "rabbitmq":
         return next(Path("/var/log/rabbitmq").glob("rabbit@*.log"), None)
     if name == "postgres":
-        return sub_dir("postgres") / "postgres.log"
+        return _postgres_data() / "postgres.log"
     return log_path(name)
 
 
