@@ -15,11 +15,21 @@ import httpx
 import pytest
 
 from services.devstack import backing
+from services.devstack.process import read_pid
 from tests.support import factories
 from tests.support.pipeline import document, eventually, final_status, inbox, listening
 from tests.support.stack import Stack
 
 RETRYABLE = {502, 503}
+
+
+def _ours(name: str) -> None:
+    """The outage tests stop backing services only when this checkout's stack started them
+    (processes are ended only by the ids we recorded); say so clearly otherwise."""
+    assert read_pid(name) is not None, (
+        f"{name} was not started by this checkout's stack (another checkout or a system "
+        f"service runs it), so this test will not stop it; stop that one and rerun"
+    )
 
 
 @dataclass
@@ -233,6 +243,7 @@ async def test_rabbitmq_restart_loses_no_work_item(
         ]
         for _ in range(5)
     ]
+    _ours("rabbitmq")
     await asyncio.to_thread(backing.stop_rabbitmq)
     try:
         during = [
@@ -287,6 +298,7 @@ async def test_database_outage_gives_503s_and_service_resumes_by_itself(
     probe: str,
 ) -> None:
     base = stack.url(package)
+    _ours("mariadb" if dependency == "mysql" else "ferretdb")
     await asyncio.to_thread(stop)
     try:
 
