@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
@@ -15,7 +15,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsMiddleware
 from services.common.ops import router as ops_router
 from services.common.settings import ServiceSettings
-from services.common.telemetry import instrument_app, setup_tracing
+from services.common.telemetry import instrument_app, setup_tracing, shutdown_tracing
 
 
 class Lifespan(Protocol):
@@ -35,7 +35,18 @@ def build_app(
     auth = AuthSettings()
     auth.refuse_unsafe(settings.environment)
     setup_tracing(name)
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+
+    @asynccontextmanager
+    async def lifespan_then_flush(app: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with lifespan(app) as state:
+                yield state
+        finally:
+            shutdown_tracing()  # spans of the last requests still reach the collector
+
+    app = FastAPI(
+        title=title, description=description, version="1.0.0", lifespan=lifespan_then_flush
+    )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(auth)
     app.state.service_credentials = ServiceCredentials(auth, name)

@@ -7,8 +7,6 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SERVICE_TOKEN_SECRET = "dev-only-secret-change-me-please-32b"  # noqa: S105 - refused in production
-
 
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses set ``env_prefix`` (``EMPLOYEE_`` ...)."""

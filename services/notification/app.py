@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common import build_app
-from services.common.telemetry import shutdown_tracing
 from services.notification.hub import Hub
 from services.notification.router import router
 from services.notification.settings import NotificationSettings
@@ -31,7 +30,6 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             yield
         finally:
             await hub.close_all()
-            shutdown_tracing()
 
     return build_app(
         name="notification-service",
