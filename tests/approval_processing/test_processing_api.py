@@ -32,10 +32,9 @@ async def test_any_other_action_is_422_and_the_item_stays(
     body: dict[str, str],
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     response = await client.post(f"{processing_url}/process/{approver}/{request_id}", json=body)
     assert response.status_code == 422
@@ -49,10 +48,9 @@ async def test_another_approver_cannot_decide_someone_elses_item(
     processing_url: str,
 ) -> None:
     requester, approver, other = await factories.employees(client, employee_url, 3)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     response = await client.post(
         f"{processing_url}/process/{other}/{request_id}", json={"action": "approve"}

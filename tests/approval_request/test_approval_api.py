@@ -203,10 +203,9 @@ async def test_result_for_a_step_that_does_not_match_is_400(
     people: list[int],
 ) -> None:
     requester, approver, other = people
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     url = f"{approvals_url}/approvals/internal/result"
     for step, who in ((1, other), (2, approver)):
         response = await client.post(
@@ -223,10 +222,9 @@ async def test_result_for_a_step_not_yet_awaiting_is_409(
     people: list[int],
 ) -> None:
     requester, first, second = people
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [first, second])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [first, second])
     )
-    request_id = created.json()["requestId"]
     response = await client.post(
         f"{approvals_url}/approvals/internal/result",
         json={"requestId": request_id, "step": 2, "approverId": second, "status": "approved"},

@@ -184,10 +184,9 @@ async def test_an_inbox_is_only_for_its_approver(
     trio: list[int],
 ) -> None:
     requester, approver, other = trio
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     for headers in (as_user(other), as_admin(), as_service()):
         assert (

@@ -106,10 +106,9 @@ async def test_rejection_at_step_one_ends_the_request(
 ) -> None:
     requester, first, second = await factories.employees(client, employee_url, 3)
     async with listening(notification_url, requester) as r_ws:
-        created = await client.post(
-            f"{approvals_url}/approvals", json=factories.approval_body(requester, [first, second])
+        request_id = await factories.approval(
+            client, approvals_url, factories.approval_body(requester, [first, second])
         )
-        request_id = created.json()["requestId"]
         rejected = await decide(client, processing_url, first, request_id, "reject")
         assert rejected.status_code == 200
         assert rejected.json()["status"] == "rejected"
@@ -191,10 +190,9 @@ async def test_reconnecting_with_after_receives_what_was_missed(
 ) -> None:
     requester, first, second = await factories.employees(client, employee_url, 3)
     async with listening(notification_url, requester) as r_ws:
-        created = await client.post(
-            f"{approvals_url}/approvals", json=factories.approval_body(requester, [first, second])
+        request_id = await factories.approval(
+            client, approvals_url, factories.approval_body(requester, [first, second])
         )
-        request_id = created.json()["requestId"]
         await decide(client, processing_url, first, request_id)
         (seen,) = await r_ws.wait_for(1, request_id)
     await decide(client, processing_url, second, request_id)

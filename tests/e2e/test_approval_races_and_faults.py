@@ -35,10 +35,9 @@ async def test_racing_approve_and_reject_exactly_one_takes_effect(
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
     async with listening(notification_url, requester) as r_ws:
-        created = await client.post(
-            f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+        request_id = await factories.approval(
+            client, approvals_url, factories.approval_body(requester, [approver])
         )
-        request_id = created.json()["requestId"]
         await item_arrives(client, processing_url, approver, request_id)
         url = f"{processing_url}/process/{approver}/{request_id}"
         approve, reject = await asyncio.gather(
@@ -67,10 +66,9 @@ async def test_concurrent_results_for_one_step_apply_once(
     processing_url: str,
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     url = f"{approvals_url}/approvals/internal/result"
     bodies = [
         {
@@ -96,10 +94,9 @@ async def test_replayed_decision_answers_204_and_changes_nothing(
     approvals_url: str,
 ) -> None:
     requester, first, second = await factories.employees(client, employee_url, 3)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [first, second])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [first, second])
     )
-    request_id = created.json()["requestId"]
     body = {"requestId": request_id, "step": 1, "approverId": first, "status": "approved"}
     url = f"{approvals_url}/approvals/internal/result"
     assert (await client.post(url, json=body)).status_code == 204
@@ -149,10 +146,9 @@ async def test_leave_is_recorded_once_after_employee_service_comes_back(
     stack: Stack,
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.leave_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.leave_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     stack.stop("employee")
     try:
@@ -246,10 +242,9 @@ async def test_decision_while_request_service_is_down_is_a_502_and_the_item_stay
     stack: Stack,
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     stack.stop("approval_request")
     try:

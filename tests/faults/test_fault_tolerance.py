@@ -203,10 +203,9 @@ async def test_notifications_sent_while_notification_service_is_down_arrive_afte
     stack: Stack,
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await eventually(lambda: _held(client, processing_url, approver, request_id), what="the item")
     stack.stop("notification")
     try:

@@ -45,3 +45,10 @@ def leave_body(requester: int, approvers: list[int], **leave: Any) -> dict[str, 
     return approval_body(
         requester, approvers, requestType="LEAVE", title="연차 신청", leaveInfo=info
     )
+
+
+async def approval(client: httpx.AsyncClient, approvals_url: str, body: dict[str, Any]) -> int:
+    """Create an approval request through the API; its requestId."""
+    response = await client.post(f"{approvals_url}/approvals", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["requestId"])

@@ -105,10 +105,9 @@ async def test_final_leave_approval_trace_reaches_the_sql_insert(
     processing_url: str,
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
-    created = await client.post(
-        f"{approvals_url}/approvals", json=factories.leave_body(requester, [approver])
+    request_id = await factories.approval(
+        client, approvals_url, factories.leave_body(requester, [approver])
     )
-    request_id = created.json()["requestId"]
     await item_arrives(client, processing_url, approver, request_id)
     trace_id, header = new_traceparent()
     await client.post(
