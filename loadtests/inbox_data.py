@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from services.approval_request import service
-from services.approval_request.repository import FAR_FUTURE, NEVER
+from services.approval_request.repository import FAR_FUTURE, NEVER, StoredWrite
 from services.approval_request.schemas import ApprovalCreate
 
 Document = dict[str, Any]
@@ -34,9 +34,9 @@ def created_document(steps: int) -> Document:
     class Capture:
         """Stands in for ApprovalRepository's write path (either of its shapes so far)."""
 
-        async def insert_new(self, build: Callable[[int], Document], **_: Any) -> int:
+        async def insert_new(self, build: Callable[[int], Document], **_: Any) -> StoredWrite:
             stored.update(build(1))
-            return 1
+            return StoredWrite(1, None)
 
         async def next_request_id(self) -> int:
             return 1
@@ -66,6 +66,8 @@ def settled(doc: Document) -> Document:
         **doc,
         "outbox": {},
         "pendingEffects": 0,
+        "outboxVersion": 2,
+        "outboxOpen": False,
         "effectsDueAt": FAR_FUTURE,
         "relayLeaseUntil": NEVER,
     }

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -74,7 +75,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         serverSelectionTimeoutMS=3000,
         event_listeners=[CommandTimer()],
     )
-    repository = ApprovalRepository(mongo[settings.mongo_db])
+    repository = ApprovalRepository(
+        mongo[settings.mongo_db], relay_lease=timedelta(seconds=settings.outbox_lease_seconds)
+    )
     publisher = WorkPublisher(settings.amqp_url)
     app.state.repository = repository
     app.state.http = create_http_session(
@@ -85,7 +88,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         repository,
         _deliverers(app, publisher),
         poll_seconds=settings.outbox_poll_seconds,
-        lease_seconds=settings.outbox_lease_seconds,
         max_backoff_seconds=settings.outbox_max_backoff_seconds,
         batch=settings.outbox_batch,
     )

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry import trace
 
 from services.approval_request.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
-from services.approval_request.repository import FAR_FUTURE, ApprovalRepository
+from services.approval_request.repository import FAR_FUTURE, ApprovalRepository, StoredWrite
 from services.approval_request.workflow import Effect
 from services.common import current_traceparent, extract_context
 
@@ -65,14 +65,12 @@ class OutboxRelay:
         deliverers: Mapping[str, Deliver],
         *,
         poll_seconds: float,
-        lease_seconds: float,
         max_backoff_seconds: float,
         batch: int,
     ) -> None:
         self.repository = repository
         self.deliverers = deliverers
         self.poll_seconds = poll_seconds
-        self.lease = timedelta(seconds=lease_seconds)
         self.max_backoff = max_backoff_seconds
         self.batch = batch
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,9 +85,10 @@ class OutboxRelay:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def kick(self, request_id: int) -> None:
-        """Deliver now what a request just stored; the poller is the safety net."""
-        task = asyncio.create_task(self.drain(request_id))
+    def kick(self, stored: StoredWrite) -> None:
+        """Deliver now what a request just stored; the poller is the safety net. When the
+        write took the lease itself, deliver from the document it returned."""
+        task = asyncio.create_task(self.drain(stored.request_id, leased=stored.leased))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -99,27 +98,24 @@ class OutboxRelay:
                 now = datetime.now(UTC)
                 due = await self.repository.due_for_delivery(now=now, limit=self.batch)
                 await asyncio.gather(*(self.drain(request_id) for request_id in due))
-                OUTBOX_PENDING.set(
-                    await self.repository.approvals.count_documents({"pendingEffects": {"$gt": 0}})
-                )
+                OUTBOX_PENDING.set(await self.repository.count_open_outboxes())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("outbox poll failed; retrying")
             await asyncio.sleep(self.poll_seconds)
 
-    async def drain(self, request_id: int) -> None:
+    async def drain(self, request_id: int, *, leased: Record | None = None) -> None:
         try:
-            await self._drain(request_id)
+            await self._drain(request_id, leased)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease expires and the poller takes the document up again.
             logger.exception("outbox drain of request %s failed", request_id)
 
-    async def _drain(self, request_id: int) -> None:
-        now = datetime.now(UTC)
-        doc = await self.repository.claim(request_id=request_id, now=now, lease=self.lease)
+    async def _drain(self, request_id: int, leased: Record | None) -> None:
+        doc = leased or await self.repository.claim(request_id=request_id, now=datetime.now(UTC))
         while doc is not None:
             outbox: dict[str, Record] = doc.get("outbox") or {}
             now = datetime.now(UTC)

@@ -2,7 +2,11 @@
 one document (expected version and step status in the filter), never read-modify-replace.
 
 The outbox lives inside the document as ``outbox.<effectId>`` entries so a state change and
-the messages it implies are written by the same atomic update.
+the messages it implies are written by the same atomic update. That write also takes the
+relay lease when it is free and hands the stored document back, so the writer delivers at
+once without another round trip to claim it (``StoredWrite.leased``). ``outboxOpen`` marks
+documents with effects still to deliver: the relay's poller finds them by that equality
+(the local server pushes nothing else down to an index, docs/decisions.md D10).
 
 On MongoDB those conditional updates are atomic, so any number of replicas may write. The
 local MongoDB-compatible server (FerretDB 1.24) is not: it runs an update as a query
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,12 +55,26 @@ PUBLIC_FIELDS = {
 
 LOCK_STRIPES = 1024
 ID_BLOCK = 20
+DEFAULT_RELAY_LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class StoredWrite:
+    """A write that stored side effects. ``leased`` is the document as written when that
+    write also took the relay lease: its writer delivers the outbox. ``None`` when another
+    relay holds the lease (it goes round again and sees the new effects)."""
+
+    request_id: int
+    leased: Document | None
 
 
 class ApprovalRepository:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], *, relay_lease: timedelta = DEFAULT_RELAY_LEASE
+    ) -> None:
         self.approvals: AsyncCollection[Document] = database["approvals"]
         self.counters: AsyncCollection[Document] = database["counters"]
+        self.relay_lease = relay_lease
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self._counter_lock = asyncio.Lock()
         self._ids: deque[int] = deque()
@@ -68,7 +87,20 @@ class ApprovalRepository:
         await self.approvals.create_index("requesterId", name="ix_requester")
         await self.approvals.create_index("approverIds", name="ix_approvers")
         await self.approvals.create_index("finalStatus", name="ix_final_status")
-        await self.approvals.create_index("effectsDueAt", name="ix_effects_due")
+        await self.approvals.create_index("outboxOpen", name="ix_outbox_open")
+        await self._mark_open_outboxes()
+
+    async def _mark_open_outboxes(self) -> None:
+        """Documents written before ``outboxOpen`` existed get it once (one scan, then a
+        marker in ``counters`` so later start-ups skip it)."""
+        marker = {"_id": "schema:outboxOpen"}
+        if await self.counters.find_one(marker):
+            return
+        await self.approvals.update_many(
+            {"pendingEffects": {"$gt": 0}, "outboxOpen": {"$exists": False}},
+            {"$set": {"outboxOpen": True}},
+        )
+        await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
 
     async def _next_request_id(self) -> int:
         """Ids come from the shared counter in blocks, so creations do not queue on one
@@ -90,16 +122,29 @@ class ApprovalRepository:
         """Forget the ids taken from the counter but not used (test-mode state hooks)."""
         self._ids.clear()
 
-    async def insert_new(self, build: Callable[[int], Document], *, attempts: int = 20) -> int:
-        """Store ``build(request_id)`` under a fresh id. The unique index is the arbiter: an id
-        already taken (possible with several writers on FerretDB) just takes the next one."""
+    async def insert_new(
+        self, build: Callable[[int], Document], *, now: datetime, attempts: int = 20
+    ) -> StoredWrite:
+        """Store ``build(request_id)`` under a fresh id; the effects in its ``outbox`` come
+        with the relay lease taken. The unique index is the arbiter: an id already taken
+        (possible with several writers on FerretDB) just takes the next one."""
         for _ in range(attempts):
             request_id = await self._next_request_id()
+            doc = build(request_id)
+            effects = doc.setdefault("outbox", {})
+            doc |= {
+                "pendingEffects": len(effects),
+                "outboxVersion": 1,
+                "outboxOpen": bool(effects),
+                "effectsDueAt": now if effects else FAR_FUTURE,
+                "relayLeaseUntil": now + self.relay_lease if effects else NEVER,
+            }
             try:
-                await self.approvals.insert_one(build(request_id))
+                await self.approvals.insert_one(doc)
             except DuplicateKeyError:
                 continue
-            return request_id
+            doc.pop("_id", None)
+            return StoredWrite(request_id, doc if effects else None)
         raise RuntimeError("could not allocate a requestId")
 
     async def get(self, request_id: int, *, public: bool = False) -> Document | None:
@@ -146,40 +191,51 @@ class ApprovalRepository:
         changes: Mapping[str, Any],
         effects: Mapping[str, Document],
         now: datetime,
-    ) -> bool:
-        """Apply a decision if nobody changed the document since ``version`` was read."""
+    ) -> StoredWrite | None:
+        """Apply a decision if nobody changed the document since ``version`` was read
+        (``None`` otherwise). With effects, the same write takes the relay lease if free."""
+        sets: dict[str, Any] = {
+            **changes,
+            "version": version + 1,
+            "updatedAt": now,
+            **{f"outbox.{key}": effect for key, effect in effects.items()},
+        }
         update: dict[str, Any] = {
-            "$set": {
-                **changes,
-                "version": version + 1,
-                "updatedAt": now,
-                **{f"outbox.{key}": effect for key, effect in effects.items()},
-            },
+            "$set": sets,
             "$inc": {"pendingEffects": len(effects), "outboxVersion": 1},
         }
-        if effects:
-            update["$min"] = {"effectsDueAt": now}
+        query = {"requestId": request_id, "version": version, f"steps.{index}.status": "pending"}
         async with self._lock(request_id):
-            result = await self.approvals.update_one(
-                {"requestId": request_id, "version": version, f"steps.{index}.status": "pending"},
-                update,
-            )
-        return result.modified_count == 1
+            if effects:
+                sets["outboxOpen"] = True
+                update["$min"] = {"effectsDueAt": now}
+                leased = await self.approvals.find_one_and_update(
+                    {**query, "relayLeaseUntil": {"$lt": now}},
+                    {**update, "$set": {**sets, "relayLeaseUntil": now + self.relay_lease}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if leased is not None:
+                    return StoredWrite(request_id, leased)
+            result = await self.approvals.update_one(query, update)
+        return StoredWrite(request_id, None) if result.modified_count == 1 else None
 
     async def due_for_delivery(self, *, now: datetime, limit: int) -> list[int]:
         cursor = self.approvals.find(
-            {"effectsDueAt": {"$lte": now}, "relayLeaseUntil": {"$lt": now}},
+            {"outboxOpen": True, "effectsDueAt": {"$lte": now}, "relayLeaseUntil": {"$lt": now}},
             {"_id": 0, "requestId": 1},
         ).limit(limit)
         return [doc["requestId"] async for doc in cursor]
 
-    async def claim(self, *, request_id: int, now: datetime, lease: timedelta) -> Document | None:
+    async def count_open_outboxes(self) -> int:
+        return await self.approvals.count_documents({"outboxOpen": True})
+
+    async def claim(self, *, request_id: int, now: datetime) -> Document | None:
         """Take the relay lease on one document so one relay at a time delivers its outbox.
         (No projection: FerretDB's findAndModify does not support one.)"""
         async with self._lock(request_id):
             return await self.approvals.find_one_and_update(
                 {"requestId": request_id, "relayLeaseUntil": {"$lt": now}},
-                {"$set": {"relayLeaseUntil": now + lease}},
+                {"$set": {"relayLeaseUntil": now + self.relay_lease}},
                 return_document=ReturnDocument.AFTER,
             )
 
@@ -202,6 +258,7 @@ class ApprovalRepository:
         if release is not None:
             query["outboxVersion"], sets["effectsDueAt"] = release
             sets["relayLeaseUntil"] = NEVER
+            sets["outboxOpen"] = release[1] != FAR_FUTURE
         update: dict[str, Any] = {
             "$inc": {
                 "pendingEffects": len(follow_ups) - len(delivered),

@@ -37,13 +37,11 @@ async def create_approval(
 ) -> Created:
     require_self_or_admin(principal, body.requesterId)
     try:
-        request_id = await service.create(
-            repository=approvals, find_missing=find_missing, body=body
-        )
+        stored = await service.create(repository=approvals, find_missing=find_missing, body=body)
     except service.Rejected as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
-    relay.kick(request_id)
-    return Created(requestId=request_id)
+    relay.kick(stored)
+    return Created(requestId=stored.request_id)
 
 
 @router.get("", response_model=list[ApprovalDocument])
@@ -74,11 +72,11 @@ async def record_result(
     caller: ServiceCaller, body: Decision, approvals: ApprovalsDep, relay: RelayDep
 ) -> Response:
     """Called by approval-processing-service with an approver's decision."""
-    outcome = await service.decide(repository=approvals, decision=body)
+    outcome, stored = await service.decide(repository=approvals, decision=body)
     if isinstance(outcome, workflow.Refused):
         raise HTTPException(outcome.status_code, outcome.detail)
-    if isinstance(outcome, workflow.Applied):
-        relay.kick(body.requestId)
+    if stored is not None:
+        relay.kick(stored)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -13,7 +13,7 @@ from opentelemetry import trace
 from services.approval_request import workflow
 from services.approval_request.metrics import APPROVALS_CREATED, COMPLETION, DECISIONS
 from services.approval_request.outbox import stored_effects
-from services.approval_request.repository import NEVER, ApprovalRepository
+from services.approval_request.repository import ApprovalRepository, StoredWrite
 from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus
 from services.common import current_traceparent, extract_context
 
@@ -31,7 +31,9 @@ class Rejected(Exception):
 
 async def create(
     *, repository: ApprovalRepository, find_missing: FindMissing, body: ApprovalCreate
-) -> int:
+) -> StoredWrite:
+    """Stores a new request with its hand-off to step 1 in the outbox; the caller hands the
+    returned write to the relay."""
     error = workflow.creation_error(body)
     if error:
         raise Rejected(400, error)
@@ -60,17 +62,11 @@ async def create(
             "version": 0,
             "createdTraceparent": traceparent,
         }
-        effects = stored_effects(workflow.creation_effects(doc), now=now)
-        doc.update(
-            outbox=effects,
-            pendingEffects=len(effects),
-            outboxVersion=1,
-            effectsDueAt=now,
-            relayLeaseUntil=NEVER,
-        )
+        doc["outbox"] = stored_effects(workflow.creation_effects(doc), now=now)
         return doc
 
-    request_id = await repository.insert_new(build)
+    stored = await repository.insert_new(build, now=now)
+    request_id = stored.request_id
     logger.info(
         "approval %d created by employee %d (%s, %d steps)",
         request_id,
@@ -86,7 +82,7 @@ async def create(
             "erp.request_type": body.requestType.value,
         }
     )
-    return request_id
+    return stored
 
 
 def _creation_link(doc: dict[str, Any]) -> list[trace.Link]:
@@ -97,15 +93,18 @@ def _creation_link(doc: dict[str, Any]) -> list[trace.Link]:
     return [trace.Link(context, {"erp.link": "created_by"})] if context.is_valid else []
 
 
-async def decide(*, repository: ApprovalRepository, decision: Decision) -> workflow.Outcome:
-    """Applies one decision atomically; a concurrent change makes it re-read and re-judge."""
+async def decide(
+    *, repository: ApprovalRepository, decision: Decision
+) -> tuple[workflow.Outcome, StoredWrite | None]:
+    """Applies one decision atomically; a concurrent change makes it re-read and re-judge.
+    With the outcome comes the write, for the relay, when one was made."""
     for _ in range(MAX_DECISION_ATTEMPTS):
         doc = await repository.get(decision.requestId)
         if doc is None:
-            return workflow.NOT_FOUND
+            return workflow.NOT_FOUND, None
         outcome = workflow.decide(doc, decision)
         if not isinstance(outcome, workflow.Applied):
-            return outcome
+            return outcome, None
         now = datetime.now(UTC)
         attributes = {
             "erp.request_id": decision.requestId,
@@ -123,7 +122,7 @@ async def decide(*, repository: ApprovalRepository, decision: Decision) -> workf
                 f"steps.{outcome.index}.updatedAt": now,
                 "finalStatus": outcome.final_status.value,
             }
-            applied = await repository.apply(
+            stored = await repository.apply(
                 request_id=decision.requestId,
                 version=doc["version"],
                 index=outcome.index,
@@ -131,7 +130,7 @@ async def decide(*, repository: ApprovalRepository, decision: Decision) -> workf
                 effects=stored_effects(outcome.effects, now=now),
                 now=now,
             )
-        if applied:
+        if stored is not None:
             logger.info(
                 "approval %d step %d %s by employee %d; now %s",
                 decision.requestId,
@@ -145,5 +144,5 @@ async def decide(*, repository: ApprovalRepository, decision: Decision) -> workf
                 COMPLETION.labels(outcome.final_status.value).observe(
                     (now - doc["createdAt"]).total_seconds()
                 )
-            return outcome
-    return workflow.Refused(409, "The approval request is changing too fast, try again")
+            return outcome, stored
+    return workflow.Refused(409, "The approval request is changing too fast, try again"), None

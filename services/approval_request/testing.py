@@ -55,8 +55,8 @@ async def _create_as(repository: ApprovalRepository, request_id: int, body: Appr
         await repository.counters.update_one(
             {"_id": "approvals"}, {"$set": {"seq": max(before, request_id + ID_BLOCK)}}
         )
-    if created != request_id:
-        raise RuntimeError(f"created request {created} instead of {request_id}")
+    if created.request_id != request_id:
+        raise RuntimeError(f"created request {created.request_id} instead of {request_id}")
 
 
 async def request_awaits_step(repository: ApprovalRepository, found: re.Match[str]) -> None:
@@ -79,7 +79,7 @@ async def request_awaits_step(repository: ApprovalRepository, found: re.Match[st
         decision = Decision(
             requestId=request_id, step=number, approverId=approver, status="approved"
         )
-        outcome = await service.decide(repository=repository, decision=decision)
+        outcome, _ = await service.decide(repository=repository, decision=decision)
         if not isinstance(outcome, workflow.Applied):
             raise RuntimeError(f"could not approve step {number}: {outcome}")
 
