@@ -76,7 +76,7 @@ async def test_a_creation_holds_the_lease_and_the_poller_leaves_it_alone(
 
     assert stored.leased is not None
     assert stored.leased["relayLeaseUntil"] == now + LEASE
-    assert list(stored.leased["outbox"].values())[0]["kind"] == "handoff"
+    assert next(iter(stored.leased["outbox"].values()))["kind"] == "handoff"
     assert await repository.due_for_delivery(now=now, limit=10) == []
     assert await repository.due_for_delivery(now=now + LEASE * 2, limit=10) == [stored.request_id]
     assert await repository.count_open_outboxes() == 1
@@ -91,7 +91,8 @@ async def test_a_decision_takes_a_free_lease_and_returns_the_document_as_written
 
     stored = await approve_step_1(repository, request_id, later)
 
-    assert stored is not None and stored.leased is not None
+    assert stored is not None
+    assert stored.leased is not None
     assert stored.leased["steps"][0]["status"] == "approved"
     assert {e["kind"] for e in stored.leased["outbox"].values()} == {"handoff", "notify"}
     assert abs(stored.leased["relayLeaseUntil"] - (later + LEASE)) < timedelta(milliseconds=1)
@@ -109,7 +110,8 @@ async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next
     async def deliver(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
         if not delivered:  # while the first effect is being delivered, a decision lands
             stored = await approve_step_1(repository, request_id, datetime.now(UTC))
-            assert stored is not None and stored.leased is None
+            assert stored is not None
+            assert stored.leased is None
         delivered.append(payload)
         return []
 
@@ -125,7 +127,8 @@ async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next
     assert delivered == [{}, {"n": 1}]
     doc = await repository.approvals.find_one({"requestId": request_id})
     assert doc is not None
-    assert doc["outbox"] == {} and doc["pendingEffects"] == 0
+    assert doc["outbox"] == {}
+    assert doc["pendingEffects"] == 0
     assert doc["outboxOpen"] is False
     assert await repository.count_open_outboxes() == 0
     assert await repository.due_for_delivery(now=now + LEASE * 2, limit=10) == []
