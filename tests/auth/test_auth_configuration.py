@@ -116,3 +116,39 @@ def test_production_refuses_to_start_with_the_default_secret(package: str) -> No
         check=False,
     )
     assert started.returncode == 0, started.stderr
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(
+        AuthSettings(algorithm="RS256", public_key=PUBLIC_PEM, leeway_seconds=0)
+    )
+    token = rs256({"sub": "7", "exp": int(time.time()) + 2})
+    checks = 0
+    verify_signature = verifier._verify
+
+    async def counting(token: str) -> object:
+        nonlocal checks
+        checks += 1
+        return await verify_signature(token)
+
+    monkeypatch.setattr(verifier, "_verify", counting)
+
+    for _ in range(3):
+        assert (await verifier.verify(token)).employee_id == 7
+    assert checks == 1
+
+    time.sleep(2.1)
+    with pytest.raises(HTTPException) as refused:
+        await verifier.verify(token)
+    assert refused.value.status_code == 401
+    assert "expired" in str(refused.value.detail)
+
+
+async def test_a_refused_token_is_not_remembered() -> None:
+    verifier = TokenVerifier(AuthSettings(algorithm="RS256", public_key=PUBLIC_PEM))
+    forged = rs256({"sub": "7"})[:-4] + "AAAA"
+    for _ in range(2):
+        with pytest.raises(HTTPException):
+            await verifier.verify(forged)
