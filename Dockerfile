@@ -79,4 +79,4 @@ COPY --from=deps-notification /opt/venv /opt/venv
 COPY services/notification/ services/notification/
 RUN python -m compileall -q services
 USER 10001:10001
-CMD ["uvicorn", "--factory", "services.notification.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-graceful-shutdown", "20"]
+CMD ["uvicorn", "--factory", "services.notification.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-graceful-shutdown", "20", "--ws", "wsproto"]

@@ -29,6 +29,7 @@ class AppService:
     package: str  # "employee" (python package services.employee)
     port: int  # local port
     env: dict[str, str]  # extra environment
+    server_args: tuple[str, ...] = ()  # extra uvicorn options (also in the Dockerfile)
 
     @property
     def url(self) -> str:
@@ -71,7 +72,9 @@ APP_SERVICES = (
             "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": "http://127.0.0.1:8004",
         },
     ),
-    AppService("notification-service", "notification", 8004, {}),
+    # wsproto: an idle WebSocket costs ~48 KB there against ~85 KB with uvicorn's default
+    # websockets implementation (loadtests/README.md), and this service holds thousands.
+    AppService("notification-service", "notification", 8004, {}, ("--ws", "wsproto")),
 )
 
 
@@ -97,6 +100,7 @@ def command(service: AppService, port: int | None = None) -> list[str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        *service.server_args,
     ]
 
 

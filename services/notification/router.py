@@ -117,7 +117,8 @@ async def _authenticate(
     websocket: WebSocket, token: str | None
 ) -> tuple[Principal | None, str | None]:
     subprotocol = None
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    # The ASGI scope's parsed list: every server fills it, not every one keeps the header.
+    offered = [p.strip() for p in websocket.scope.get("subprotocols") or ()]
     if token is None and len(offered) == 2 and offered[0].lower() == "bearer":
         subprotocol, token = offered[0], offered[1]
     if not token:

@@ -129,6 +129,10 @@ def test_each_image_runs_one_uvicorn_worker_as_an_unprivileged_user(
     assert command[:3] == ["uvicorn", "--factory", f"services.{package}.app:create_app"]
     assert command[command.index("--port") + 1] == str(CONTAINER_PORT)
     assert "--workers" not in command, "one worker per container: scale by replicas"
+    server_args = list(APPS[service].server_args)
+    assert not server_args or command[-len(server_args) :] == server_args, (
+        "the image runs uvicorn with the options the local stack uses"
+    )
 
 
 @pytest.mark.parametrize("service", APPS)
