@@ -20,6 +20,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = Hub(
             backlog_per_employee=settings.backlog_per_employee,
+            backlog_total=settings.backlog_total,
             send_queue_size=settings.send_queue_size,
             max_connections_per_employee=settings.max_connections_per_employee,
         )

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -69,8 +68,9 @@ class Delivery:
     type: str
     request_id: int | None
     text: str
-    # The /notify request's context, so the push span is its child.
-    context: otel_context.Context
+    # The /notify request's span identity (not the span: that held its attributes and
+    # events, ~4.5 KB per entry), so the push span is its child.
+    parent: trace.SpanContext
     published_at: float
 
 
@@ -173,8 +173,9 @@ class Subscription:
         }
         if delivery.request_id is not None:
             attributes["erp.request_id"] = delivery.request_id
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(delivery.parent))
         with self._tracer.start_as_current_span(
-            "ws push", context=delivery.context, kind=SpanKind.PRODUCER, attributes=attributes
+            "ws push", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
         ):
             await self._connection.send_text(delivery.text)
         if live:
@@ -200,6 +201,7 @@ class Hub:
         self,
         *,
         backlog_per_employee: int,
+        backlog_total: int = 20_000,
         send_queue_size: int,
         max_connections_per_employee: int,
         tracer: trace.Tracer | None = None,
@@ -210,7 +212,10 @@ class Hub:
         self._max_connections = max_connections_per_employee
         self._tracer = tracer or trace.get_tracer(__name__)
         self._close_timeout = close_timeout
-        self._backlogs: dict[int, deque[Delivery]] = {}
+        self._backlog_total = backlog_total
+        # Least recently notified employee first: the total bound trims there.
+        self._backlogs: OrderedDict[int, deque[Delivery]] = OrderedDict()
+        self._backlog_count = 0
         self._subscriptions: dict[int, set[Subscription]] = {}
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
@@ -261,14 +266,12 @@ class Hub:
             employee_id=employee_id,
             type=kind,
             request_id=request_id if isinstance(request_id, int) else None,
+            # decoded: orjson's bytes keep their 4 KB buffer, the str is exact
             text=orjson.dumps(message).decode(),
-            context=_span_context_only(),
+            parent=trace.get_current_span().get_span_context(),
             published_at=time.perf_counter(),
         )
-        backlog = self._backlogs.get(employee_id)
-        if backlog is None:
-            backlog = self._backlogs[employee_id] = deque(maxlen=self._backlog_size)
-        backlog.append(delivery)
+        self._remember(delivery)
         delivered = False
         for subscription in list(self._subscriptions.get(employee_id, ())):
             if subscription.offer(delivery):
@@ -282,6 +285,25 @@ class Hub:
                 task.add_done_callback(self._closing_tasks.discard)
         NOTIFICATIONS.labels(kind, "true" if delivered else "false").inc()
         return delivered
+
+    def _remember(self, delivery: Delivery) -> None:
+        """Keep ``delivery`` for replay: at most ``backlog_per_employee`` per employee and
+        ``backlog_total`` in all (the oldest of the least recently notified employee go
+        first), so memory stays bounded however many employees are notified."""
+        backlog = self._backlogs.get(delivery.employee_id)
+        if backlog is None:
+            backlog = self._backlogs[delivery.employee_id] = deque(maxlen=self._backlog_size)
+        else:
+            self._backlogs.move_to_end(delivery.employee_id)
+        if len(backlog) < self._backlog_size:
+            self._backlog_count += 1
+        backlog.append(delivery)
+        while self._backlog_count > self._backlog_total:
+            employee_id, oldest = next(iter(self._backlogs.items()))
+            oldest.popleft()
+            self._backlog_count -= 1
+            if not oldest:
+                del self._backlogs[employee_id]
 
     async def drop(self, subscription: Subscription, closure: Closure) -> None:
         """Close a connection on the server's initiative (a client broke a limit)."""
@@ -324,10 +346,3 @@ class Hub:
         candidate = time.time_ns() // 1000
         self._last_id = candidate if candidate > self._last_id else self._last_id + 1
         return self._last_id
-
-
-def _span_context_only() -> otel_context.Context:
-    """The current span's identity without the span itself: a backlog entry that held the
-    live /notify span (attributes, events, resource) cost ~4.5 KB instead of ~0.5 KB."""
-    identity = trace.get_current_span().get_span_context()
-    return trace.set_span_in_context(trace.NonRecordingSpan(identity))

@@ -13,6 +13,8 @@ class NotificationSettings(ServiceSettings):
 
     # Notifications kept per employee for clients that reconnect with ``?after=``.
     backlog_per_employee: int = Field(default=200, gt=0)
+    # ... and in all (~1 KB each): the oldest of the least recently notified employee go first.
+    backlog_total: int = Field(default=20_000, gt=0)
     # Messages waiting for one connection; a connection that falls this far behind is dropped.
     send_queue_size: int = Field(default=256, gt=0)
     max_connections_per_employee: int = Field(default=20, gt=0)

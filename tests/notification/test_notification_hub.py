@@ -177,6 +177,27 @@ async def test_replay_is_bounded_by_the_backlog() -> None:
     await hub.close_all()
 
 
+async def test_the_backlog_is_bounded_in_all_trimming_the_least_recently_notified_first() -> None:
+    hub = make_hub(backlog_per_employee=3, backlog_total=4)
+    hub.publish(note(1, "a1"))
+    hub.publish(note(2, "b1"))
+    hub.publish(note(1, "a2"))
+    hub.publish(note(3, "c1"))
+    hub.publish(note(3, "c2"))  # five kept would be one too many: employee 2 was idlest
+    for n in range(3, 6):
+        hub.publish(note(1, f"a{n}"))  # employee 1's own bound replaces, never adds
+
+    replays = {employee: connect(hub, employee, after=0) for employee in (1, 2, 3)}
+    await asyncio.sleep(0.05)
+    titles = {
+        employee: [message["title"] for message in await socket.take(socket.messages.qsize())]
+        for employee, socket in replays.items()
+    }
+
+    assert titles == {1: ["a3", "a4", "a5"], 2: [], 3: ["c2"]}
+    await hub.close_all()
+
+
 async def test_a_stuck_connection_is_dropped_while_the_others_keep_receiving() -> None:
     hub = make_hub(send_queue_size=2)
     stuck, healthy = connect(hub, 1, stuck=True), connect(hub, 1)
