@@ -63,6 +63,9 @@ async def _prepare_database(repository: ApprovalRepository) -> None:
     ):
         with attempt:
             await repository.ensure_indexes()
+            filled = await repository.backfill_id_buckets()
+            if filled:
+                logger.info("idBucket backfilled on %d approval documents", filled)
 
 
 @asynccontextmanager
