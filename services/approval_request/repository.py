@@ -64,6 +64,8 @@ ID_BLOCK = 20
 DEFAULT_RELAY_LEASE = timedelta(seconds=30)
 # Request ids per ``idBucket``: how many documents one rebuild query decodes at most.
 WAITING_BUCKET = 1000
+# Buckets one rebuild page reads at once, at most (two queries each).
+WAITING_ROUND_MAX = 8
 WAITING_FIELDS = {
     "_id": 0,
     "requestId": 1,
@@ -227,25 +229,35 @@ class ApprovalRepository:
         just what an inbox item needs (keyset paging; fewer than ``limit`` means no more).
 
         Equality queries only, one per bucket and open status, from the bucket of
-        ``after_request_id`` up to that of the highest id ever allocated: on FerretDB a
+        ``after_request_id + 1`` up to that of the highest id ever allocated: on FerretDB a
         range, ``$in``, sort or limit would decode the whole collection for every page.
-        Each query decodes at most ``WAITING_BUCKET`` documents; a bucket is read whole, so
-        once ``limit`` are gathered every later bucket holds only higher ids."""
+        Each query decodes at most ``WAITING_BUCKET`` documents. Buckets are read whole, in
+        rounds run concurrently (as many as a page of dense ids spans, doubling while the
+        page is not full), so once ``limit`` are gathered every later bucket holds only
+        higher ids and the page is cut there."""
         await self.backfill_id_buckets()
         counter = await self.counters.find_one({"_id": "approvals"})
         if counter is None:
             return []
+        bucket, last = id_bucket(after_request_id + 1), id_bucket(int(counter["seq"]))
+        per_round = min(limit // WAITING_BUCKET + 1, WAITING_ROUND_MAX)
         found: list[Document] = []
-        for bucket in range(id_bucket(after_request_id), id_bucket(int(counter["seq"])) + 1):
-            for status in OPEN_STATUSES:
-                cursor = self.approvals.find(
-                    {"idBucket": bucket, "finalStatus": status}, WAITING_FIELDS
-                )
-                found.extend([doc async for doc in cursor if doc["requestId"] > after_request_id])
-            if len(found) >= limit:
-                break
+        while bucket <= last and len(found) < limit:
+            batch = range(bucket, min(bucket + per_round, last + 1))
+            queries = [
+                self._open_in(b, status, after_request_id)
+                for b in batch
+                for status in OPEN_STATUSES
+            ]
+            for docs in await asyncio.gather(*queries):
+                found.extend(docs)
+            bucket, per_round = batch.stop, min(per_round * 2, WAITING_ROUND_MAX)
         found.sort(key=lambda doc: doc["requestId"])
         return found[:limit]
+
+    async def _open_in(self, bucket: int, status: str, after_request_id: int) -> list[Document]:
+        cursor = self.approvals.find({"idBucket": bucket, "finalStatus": status}, WAITING_FIELDS)
+        return [doc async for doc in cursor if doc["requestId"] > after_request_id]
 
     async def apply(
         self,
