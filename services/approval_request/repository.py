@@ -77,6 +77,11 @@ WAITING_FIELDS = {
 }
 # In ``counters``: every approval document carries ``idBucket`` (one-time backfill done).
 ID_BUCKET_MARKER = {"_id": "schema:idBucket"}
+BACKFILL_AT_ONCE = 16
+
+
+class BackfillUnderWay(Exception):
+    """Older documents are still getting their ``idBucket``: no rebuild page yet."""
 
 
 def id_bucket(request_id: int) -> int:
@@ -135,10 +140,11 @@ class ApprovalRepository:
         """Give ``idBucket`` to documents stored before it existed; returns how many.
 
         Once done, a marker in ``counters`` says so and later start-ups skip the scan (the
-        ``$exists`` query decodes the whole collection on FerretDB). Run at start-up and,
-        as a no-op after the first time, before every ``waiting`` page, so no page is
-        served while older documents still lack their bucket. Each update holds the
-        document's lock, like every other write (D6)."""
+        ``$exists`` query decodes the whole collection on FerretDB). Run at start-up; until
+        it has finished, ``waiting`` serves no page (it runs it itself if nothing has yet,
+        and refuses while it is under way), so no page misses a document still without its
+        bucket. Each update holds the document's lock, like every other write (D6); a few
+        run at once (on FerretDB one takes ~4 ms: 10,000 documents in ~40 s one by one)."""
         if self._buckets_done:
             return 0
         async with self._buckets_lock:
@@ -150,17 +156,21 @@ class ApprovalRepository:
                     {"idBucket": {"$exists": False}}, {"_id": 0, "requestId": 1}
                 )
                 missing = [doc["requestId"] async for doc in cursor]
-                for request_id in missing:
-                    async with self._lock(request_id):
-                        await self.approvals.update_one(
-                            {"requestId": request_id}, {"$set": {"idBucket": id_bucket(request_id)}}
-                        )
-                    filled += 1
+                for start in range(0, len(missing), BACKFILL_AT_ONCE):
+                    chunk = missing[start : start + BACKFILL_AT_ONCE]
+                    await asyncio.gather(*(self._set_id_bucket(r) for r in chunk))
+                    filled += len(chunk)
                 await self.counters.update_one(
                     ID_BUCKET_MARKER, {"$set": {"done": True}}, upsert=True
                 )
             self._buckets_done = True
             return filled
+
+    async def _set_id_bucket(self, request_id: int) -> None:
+        async with self._lock(request_id):
+            await self.approvals.update_one(
+                {"requestId": request_id}, {"$set": {"idBucket": id_bucket(request_id)}}
+            )
 
     async def _next_request_id(self) -> int:
         """Ids come from the shared counter in blocks, so creations do not queue on one
@@ -235,6 +245,8 @@ class ApprovalRepository:
         rounds run concurrently (as many as a page of dense ids spans, doubling while the
         page is not full), so once ``limit`` are gathered every later bucket holds only
         higher ids and the page is cut there."""
+        if not self._buckets_done and self._buckets_lock.locked():
+            raise BackfillUnderWay  # answered 503: callers retry later rather than queue
         await self.backfill_id_buckets()
         counter = await self.counters.find_one({"_id": "approvals"})
         if counter is None:

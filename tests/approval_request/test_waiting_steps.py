@@ -4,6 +4,7 @@ backfill that gives older documents their bucket."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from services.approval_request.repository import (
     ID_BUCKET_MARKER,
     WAITING_BUCKET,
     ApprovalRepository,
+    BackfillUnderWay,
     id_bucket,
 )
 from services.approval_request.schemas import ApprovalCreate, Decision
@@ -167,19 +169,26 @@ async def _create(repository: ApprovalRepository, approvers: list[int]) -> int:
     return stored.request_id
 
 
-async def test_the_repository_pages_exactly_and_backfills_once(
-    scratch: AsyncDatabase[Document],
-) -> None:
-    repository = ApprovalRepository(scratch)
+async def _six_requests(repository: ApprovalRepository) -> tuple[list[int], list[int]]:
+    """Six one-step requests with ids on both sides of a bucket boundary, the second one
+    approved: (all ids, the open ones)."""
     await repository.ensure_indexes()
-    assert await repository.waiting(after_request_id=0, limit=10) == []  # no counter yet
-    await scratch["counters"].insert_one({"_id": "approvals", "seq": WAITING_BUCKET - 3})
+    counter = {"_id": "approvals", "seq": WAITING_BUCKET - 3}
+    await repository.counters.insert_one(counter)
     ids = [await _create(repository, [2]) for _ in range(6)]
     assert ids == list(range(WAITING_BUCKET - 2, WAITING_BUCKET + 4))
     decision = Decision(requestId=ids[1], step=1, approverId=2, status="approved")
     outcome, _ = await service.decide(repository=repository, decision=decision)
     assert isinstance(outcome, workflow.Applied)
-    open_ids = [r for r in ids if r != ids[1]]
+    return ids, [r for r in ids if r != ids[1]]
+
+
+async def test_the_repository_cuts_pages_exactly_at_the_limit(
+    scratch: AsyncDatabase[Document],
+) -> None:
+    repository = ApprovalRepository(scratch)
+    assert await repository.waiting(after_request_id=0, limit=10) == []  # no counter yet
+    ids, open_ids = await _six_requests(repository)
 
     for limit, lengths in ((2, [2, 2, 1]), (5, [5, 0]), (6, [5])):
         pages, after = [], 0
@@ -188,11 +197,21 @@ async def test_the_repository_pages_exactly_and_backfills_once(
             after = pages[-1][-1]["requestId"] if pages[-1] else after
         assert [len(page) for page in pages] == lengths, limit
         assert [doc["requestId"] for page in pages for doc in page] == open_ids
+    assert await repository.waiting(after_request_id=ids[-1], limit=10) == []
 
-    # Documents stored before idBucket existed: a restarted service fills them in before it
-    # serves a page, remembers that in `counters`, and never scans for them again.
+
+async def _as_before_id_buckets(scratch: AsyncDatabase[Document]) -> None:
     await scratch["approvals"].update_many({}, {"$unset": {"idBucket": ""}})
     await scratch["counters"].delete_one(ID_BUCKET_MARKER)
+
+
+async def test_older_documents_get_their_bucket_once_before_any_page(
+    scratch: AsyncDatabase[Document],
+) -> None:
+    ids, open_ids = await _six_requests(ApprovalRepository(scratch))
+
+    # A restarted service whose start-up backfill has not run yet runs it for the first page.
+    await _as_before_id_buckets(scratch)
     restarted = ApprovalRepository(scratch)
     page = await restarted.waiting(after_request_id=0, limit=10)
     assert [doc["requestId"] for doc in page] == open_ids
@@ -205,6 +224,18 @@ async def test_the_repository_pages_exactly_and_backfills_once(
         r: id_bucket(r) for r in ids
     }
     assert await restarted.backfill_id_buckets() == 0
+
+    # While the start-up backfill is under way, a page is refused (503), not queued.
+    await _as_before_id_buckets(scratch)
+    starting = ApprovalRepository(scratch)
+    backfill = asyncio.create_task(starting.backfill_id_buckets())
+    await asyncio.sleep(0)  # it holds its lock and waits for the database
+    with pytest.raises(BackfillUnderWay):
+        await starting.waiting(after_request_id=0, limit=10)
+    assert await backfill == len(ids)
+    page = await starting.waiting(after_request_id=0, limit=10)
+    assert [doc["requestId"] for doc in page] == open_ids
+
     # The marker alone decides: a later start-up does not look for unbucketed documents.
     await scratch["approvals"].update_one({"requestId": ids[0]}, {"$unset": {"idBucket": ""}})
     assert await ApprovalRepository(scratch).backfill_id_buckets() == 0
