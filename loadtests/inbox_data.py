@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from services.approval_request import service
-from services.approval_request.repository import FAR_FUTURE, NEVER, StoredWrite
+from services.approval_request.repository import FAR_FUTURE, NEVER, StoredWrite, id_bucket
 from services.approval_request.schemas import ApprovalCreate
 
 Document = dict[str, Any]
@@ -75,7 +75,8 @@ def settled(doc: Document) -> Document:
 
 def documents(count: int, approvers: int) -> Iterator[Document]:
     """`count` open requests with ids 1..count: one to three steps, a third of the longer
-    ones already past step 1; approvers drawn from ids 2..approvers+1."""
+    ones already past step 1; approvers drawn from ids 2..approvers+1. Each carries the
+    `idBucket` that `ApprovalRepository.insert_new` adds to what `service.create` builds."""
     templates = {steps: settled(created_document(steps)) for steps in (1, 2, 3)}
     rng = random.Random(6)
     started = datetime.now(UTC) - timedelta(days=1)
@@ -86,6 +87,7 @@ def documents(count: int, approvers: int) -> Iterator[Document]:
         created = started + timedelta(milliseconds=n)
         doc.update(
             requestId=n,
+            idBucket=id_bucket(n),
             requesterId=1,
             title=f"부하 시험 결재 요청 {n}",
             content="용량 시험을 위해 만든 결재 요청입니다. 내용을 확인하고 승인해 주세요.",

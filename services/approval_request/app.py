@@ -23,7 +23,7 @@ from services.approval_request.clients.notify import NotificationRefused, send_n
 from services.approval_request.db_metrics import CommandTimer
 from services.approval_request.outbox import OutboxRelay, PermanentFailure
 from services.approval_request.publisher import WorkPublisher
-from services.approval_request.repository import ApprovalRepository
+from services.approval_request.repository import ApprovalRepository, BackfillUnderWay
 from services.approval_request.router import internal, router
 from services.approval_request.settings import ApprovalRequestSettings
 from services.common import build_app, create_http_session
@@ -63,6 +63,9 @@ async def _prepare_database(repository: ApprovalRepository) -> None:
     ):
         with attempt:
             await repository.ensure_indexes()
+            filled = await repository.backfill_id_buckets()
+            if filled:
+                logger.info("idBucket backfilled on %d approval documents", filled)
 
 
 @asynccontextmanager
@@ -117,6 +120,14 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _backfill_under_way(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Database being prepared after an upgrade, try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def create_app(settings: ApprovalRequestSettings | None = None) -> FastAPI:
     app = build_app(
         name="approval-request-service",
@@ -128,6 +139,7 @@ def create_app(settings: ApprovalRequestSettings | None = None) -> FastAPI:
     )
     app.add_exception_handler(ConnectionFailure, _database_down)
     app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
+    app.add_exception_handler(BackfillUnderWay, _backfill_under_way)
     if app.state.settings.test_mode:  # provider states for contract verification
         from services.approval_request.testing import router as testing_router
 

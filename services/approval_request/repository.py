@@ -14,7 +14,13 @@ followed by a rewrite of the whole document, so two concurrent updates of one do
 both "match" and the second silently drops the first (measured: 3 of 50 concurrent
 compare-and-set updates won). Writes to one document are therefore also serialised inside
 this process (striped locks), which makes a single replica correct on FerretDB; requestId
-allocation additionally retries on the unique index, which FerretDB does enforce."""
+allocation additionally retries on the unique index, which FerretDB does enforce.
+
+FerretDB 1.24 pushes only scalar equality filters down to its backend (docs/decisions.md
+D10); a range, ``$in``, ``$exists``, sort or limit makes it fetch and decode every document
+the equality part matches. Queries that run often are therefore equality-only: the
+inbox rebuild (``waiting``) walks ``idBucket`` (``requestId // WAITING_BUCKET``, stored
+with every document) one bucket and one open status at a time."""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -56,6 +62,31 @@ PUBLIC_FIELDS = {
 LOCK_STRIPES = 1024
 ID_BLOCK = 20
 DEFAULT_RELAY_LEASE = timedelta(seconds=30)
+# Request ids per ``idBucket``: how many documents one rebuild query decodes at most.
+WAITING_BUCKET = 1000
+# Buckets one rebuild page reads at once, at most (two queries each).
+WAITING_ROUND_MAX = 8
+WAITING_FIELDS = {
+    "_id": 0,
+    "requestId": 1,
+    "requesterId": 1,
+    "title": 1,
+    "content": 1,
+    "steps": 1,
+    "finalStatus": 1,
+}
+# In ``counters``: every approval document carries ``idBucket`` (one-time backfill done).
+ID_BUCKET_MARKER = {"_id": "schema:idBucket"}
+BACKFILL_AT_ONCE = 16
+
+
+class BackfillUnderWay(Exception):
+    """Older documents are still getting their ``idBucket``: no rebuild page yet."""
+
+
+def id_bucket(request_id: int) -> int:
+    """The ``idBucket`` stored with request ``request_id``."""
+    return request_id // WAITING_BUCKET
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,8 @@ class ApprovalRepository:
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         self._counter_lock = asyncio.Lock()
         self._ids: deque[int] = deque()
+        self._buckets_lock = asyncio.Lock()
+        self._buckets_done = False
 
     def _lock(self, request_id: int) -> asyncio.Lock:
         return self._locks[request_id % LOCK_STRIPES]
@@ -88,6 +121,7 @@ class ApprovalRepository:
         await self.approvals.create_index("approverIds", name="ix_approvers")
         await self.approvals.create_index("finalStatus", name="ix_final_status")
         await self.approvals.create_index("outboxOpen", name="ix_outbox_open")
+        await self.approvals.create_index("idBucket", name="ix_id_bucket")
         await self._mark_open_outboxes()
 
     async def _mark_open_outboxes(self) -> None:
@@ -101,6 +135,42 @@ class ApprovalRepository:
             {"$set": {"outboxOpen": True}},
         )
         await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
+
+    async def backfill_id_buckets(self) -> int:
+        """Give ``idBucket`` to documents stored before it existed; returns how many.
+
+        Once done, a marker in ``counters`` says so and later start-ups skip the scan (the
+        ``$exists`` query decodes the whole collection on FerretDB). Run at start-up; until
+        it has finished, ``waiting`` serves no page (it runs it itself if nothing has yet,
+        and refuses while it is under way), so no page misses a document still without its
+        bucket. Each update holds the document's lock, like every other write (D6); a few
+        run at once (on FerretDB one takes ~4 ms: 10,000 documents in ~40 s one by one)."""
+        if self._buckets_done:
+            return 0
+        async with self._buckets_lock:
+            if self._buckets_done:
+                return 0
+            filled = 0
+            if not await self.counters.find_one(ID_BUCKET_MARKER):
+                cursor = self.approvals.find(
+                    {"idBucket": {"$exists": False}}, {"_id": 0, "requestId": 1}
+                )
+                missing = [doc["requestId"] async for doc in cursor]
+                for start in range(0, len(missing), BACKFILL_AT_ONCE):
+                    chunk = missing[start : start + BACKFILL_AT_ONCE]
+                    await asyncio.gather(*(self._set_id_bucket(r) for r in chunk))
+                    filled += len(chunk)
+                await self.counters.update_one(
+                    ID_BUCKET_MARKER, {"$set": {"done": True}}, upsert=True
+                )
+            self._buckets_done = True
+            return filled
+
+    async def _set_id_bucket(self, request_id: int) -> None:
+        async with self._lock(request_id):
+            await self.approvals.update_one(
+                {"requestId": request_id}, {"$set": {"idBucket": id_bucket(request_id)}}
+            )
 
     async def _next_request_id(self) -> int:
         """Ids come from the shared counter in blocks, so creations do not queue on one
@@ -125,14 +195,16 @@ class ApprovalRepository:
     async def insert_new(
         self, build: Callable[[int], Document], *, now: datetime, attempts: int = 20
     ) -> StoredWrite:
-        """Store ``build(request_id)`` under a fresh id; the effects in its ``outbox`` come
-        with the relay lease taken. The unique index is the arbiter: an id already taken
-        (possible with several writers on FerretDB) just takes the next one."""
+        """Store ``build(request_id)`` under a fresh id, with its ``idBucket``; the effects in
+        its ``outbox`` come with the relay lease taken. The unique index is the arbiter: an
+        id already taken (possible with several writers on FerretDB) just takes the next
+        one."""
         for _ in range(attempts):
             request_id = await self._next_request_id()
             doc = build(request_id)
             effects = doc.setdefault("outbox", {})
             doc |= {
+                "idBucket": id_bucket(request_id),
                 "pendingEffects": len(effects),
                 "outboxVersion": 1,
                 "outboxOpen": bool(effects),
@@ -163,24 +235,41 @@ class ApprovalRepository:
         return [doc async for doc in cursor]
 
     async def waiting(self, *, after_request_id: int, limit: int) -> list[Document]:
-        """Open requests in id order, with just what an inbox item needs (keyset paging)."""
-        cursor = (
-            self.approvals.find(
-                {"finalStatus": {"$in": OPEN_STATUSES}, "requestId": {"$gt": after_request_id}},
-                {
-                    "_id": 0,
-                    "requestId": 1,
-                    "requesterId": 1,
-                    "title": 1,
-                    "content": 1,
-                    "steps": 1,
-                    "finalStatus": 1,
-                },
-            )
-            .sort("requestId", ASCENDING)
-            .limit(limit)
-        )
-        return [doc async for doc in cursor]
+        """Up to ``limit`` open requests with ids above ``after_request_id``, in id order, with
+        just what an inbox item needs (keyset paging; fewer than ``limit`` means no more).
+
+        Equality queries only, one per bucket and open status, from the bucket of
+        ``after_request_id + 1`` up to that of the highest id ever allocated: on FerretDB a
+        range, ``$in``, sort or limit would decode the whole collection for every page.
+        Each query decodes at most ``WAITING_BUCKET`` documents. Buckets are read whole, in
+        rounds run concurrently (as many as a page of dense ids spans, doubling while the
+        page is not full), so once ``limit`` are gathered every later bucket holds only
+        higher ids and the page is cut there."""
+        if not self._buckets_done and self._buckets_lock.locked():
+            raise BackfillUnderWay  # answered 503: callers retry later rather than queue
+        await self.backfill_id_buckets()
+        counter = await self.counters.find_one({"_id": "approvals"})
+        if counter is None:
+            return []
+        bucket, last = id_bucket(after_request_id + 1), id_bucket(int(counter["seq"]))
+        per_round = min(limit // WAITING_BUCKET + 1, WAITING_ROUND_MAX)
+        found: list[Document] = []
+        while bucket <= last and len(found) < limit:
+            batch = range(bucket, min(bucket + per_round, last + 1))
+            queries = [
+                self._open_in(b, status, after_request_id)
+                for b in batch
+                for status in OPEN_STATUSES
+            ]
+            for docs in await asyncio.gather(*queries):
+                found.extend(docs)
+            bucket, per_round = batch.stop, min(per_round * 2, WAITING_ROUND_MAX)
+        found.sort(key=lambda doc: doc["requestId"])
+        return found[:limit]
+
+    async def _open_in(self, bucket: int, status: str, after_request_id: int) -> list[Document]:
+        cursor = self.approvals.find({"idBucket": bucket, "finalStatus": status}, WAITING_FIELDS)
+        return [doc async for doc in cursor if doc["requestId"] > after_request_id]
 
     async def apply(
         self,
