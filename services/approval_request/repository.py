@@ -126,14 +126,22 @@ class ApprovalRepository:
 
     async def _mark_open_outboxes(self) -> None:
         """Documents written before ``outboxOpen`` existed get it once (one scan, then a
-        marker in ``counters`` so later start-ups skip it)."""
+        marker in ``counters`` so later start-ups skip it). One update per document under
+        its lock: the service already serves while this runs, and on FerretDB an unlocked
+        ``update_many`` could rewrite a document a decision is changing (D6)."""
         marker = {"_id": "schema:outboxOpen"}
         if await self.counters.find_one(marker):
             return
-        await self.approvals.update_many(
+        cursor = self.approvals.find(
             {"pendingEffects": {"$gt": 0}, "outboxOpen": {"$exists": False}},
-            {"$set": {"outboxOpen": True}},
+            {"_id": 0, "requestId": 1},
         )
+        for doc in [doc async for doc in cursor]:
+            async with self._lock(doc["requestId"]):
+                await self.approvals.update_one(
+                    {"requestId": doc["requestId"], "outboxOpen": {"$exists": False}},
+                    {"$set": {"outboxOpen": True}},
+                )
         await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
 
     async def backfill_id_buckets(self) -> int:
