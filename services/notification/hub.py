@@ -91,13 +91,17 @@ class Subscription:
         self.employee_id = employee_id
         self._connection = connection
         self._replay = replay
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(queue_size)
+        # A deque and a wake-up future rather than an asyncio.Queue (four deques of ~600
+        # bytes each): thousands of these are open at once.
+        self._pending: deque[Delivery] = deque()
+        self._queue_size = queue_size
+        self._wakeup: asyncio.Future[None] | None = None
         self._tracer = tracer
         self._close_timeout = close_timeout
         self._on_send_failure = on_send_failure
         self._sender: asyncio.Task[None] | None = None
         self._ending = False
-        self._ended = asyncio.Event()
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def start(self) -> None:
         """Begin sending: the backlog replay first, then live notifications."""
@@ -107,19 +111,38 @@ class Subscription:
             )
 
     def offer(self, delivery: Delivery) -> bool:
-        try:
-            self._queue.put_nowait(delivery)
-        except asyncio.QueueFull:
+        if len(self._pending) >= self._queue_size:
             return False
+        self._pending.append(delivery)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
         return True
 
+    @property
+    def ended(self) -> asyncio.Future[None]:
+        """Done once the subscription has stopped sending (awaiting it never cancels it)."""
+        return self._ended
+
     async def wait_ended(self) -> None:
-        await self._ended.wait()
+        await asyncio.shield(self._ended)
+
+    def _mark_ended(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    async def _next(self) -> Delivery:
+        while not self._pending:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+        return self._pending.popleft()
 
     async def close(self, closure: Closure) -> None:
         """Stop sending and close the socket; bounded in time even for a peer that never reads."""
         if self._ending:
-            await self._ended.wait()
+            await self.wait_ended()
             return
         self._ending = True
         try:
@@ -132,18 +155,18 @@ class Subscription:
         except Exception as exc:
             logger.debug("closing a connection of employee %s failed: %r", self.employee_id, exc)
         finally:
-            self._ended.set()
+            self._mark_ended()
 
     async def abandon(self) -> None:
         """The peer is gone: stop sending, there is nothing left to close."""
         if self._ending:
-            await self._ended.wait()
+            await self.wait_ended()
             return
         self._ending = True
         try:
             await self._stop_sender()
         finally:
-            self._ended.set()
+            self._mark_ended()
 
     async def _stop_sender(self) -> None:
         sender = self._sender
@@ -157,11 +180,11 @@ class Subscription:
             for delivery in replay:
                 await self._push(delivery, live=False)
             while True:
-                await self._push(await self._queue.get(), live=True)
+                await self._push(await self._next(), live=True)
         except Exception as exc:
             logger.info("push to employee %s failed, dropping it: %r", self.employee_id, exc)
             self._ending = True
-            self._ended.set()
+            self._mark_ended()
             self._on_send_failure(self)
 
     async def _push(self, delivery: Delivery, *, live: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, WebSocket
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,13 +98,12 @@ async def notification_socket(
         await websocket.accept(subprotocol=subprotocol)
         subscription.start()
         reader = asyncio.create_task(_read_client(websocket, settings))
-        ended = asyncio.create_task(subscription.wait_ended())
         try:
-            await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+            watched: set[asyncio.Future[Any]] = {reader, subscription.ended}
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         finally:
             reader.cancel()
-            ended.cancel()
-            outcome, _ = await asyncio.gather(reader, ended, return_exceptions=True)
+            (outcome,) = await asyncio.gather(reader, return_exceptions=True)
         if isinstance(outcome, Exception):
             raise outcome
         if isinstance(outcome, Closure):
