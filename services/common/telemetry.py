@@ -22,7 +22,10 @@ from opentelemetry.sdk.trace.export import (
 )
 
 _provider: TracerProvider | None = None
-UNTRACED_PATHS = "/health,/ready,/metrics"
+# Probes, scrapes, and WebSocket connections: a connection's server span would last as long
+# as the socket (hours) and keep a span, its context and the middleware's wrappers alive for
+# each of thousands of sockets. What a socket does is traced by its ``ws push`` spans.
+UNTRACED_PATHS = "/health,/ready,/metrics,/ws/"
 
 
 def _span_processor() -> SpanProcessor | None:
