@@ -9,11 +9,11 @@ from fastapi import FastAPI
 
 from services.common import build_app
 from services.notification.hub import Hub
-from services.notification.router import router
+from services.notification.router import SocketsFirst, router
 from services.notification.settings import NotificationSettings
 
 
-def create_app(settings: NotificationSettings | None = None) -> FastAPI:
+def create_app(settings: NotificationSettings | None = None) -> SocketsFirst:
     settings = settings or NotificationSettings()
 
     @asynccontextmanager
@@ -32,7 +32,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         finally:
             await hub.close_all()
 
-    return build_app(
+    app = build_app(
         name="notification-service",
         title="Notification Service",
         description="Live approval and leave notifications for employees over WebSockets.",
@@ -40,3 +40,4 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=[router],
     )
+    return SocketsFirst(app)
