@@ -44,7 +44,8 @@ Document = dict[str, Any]
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 OPEN_STATUSES = [FinalStatus.PENDING.value, FinalStatus.IN_PROGRESS.value]
-PUBLIC_FIELDS = {
+# What an inbox item needs of a document (the rebuild reads only this) ...
+WAITING_FIELDS = {
     "_id": 0,
     "requestId": 1,
     "requesterId": 1,
@@ -52,6 +53,10 @@ PUBLIC_FIELDS = {
     "content": 1,
     "steps": 1,
     "finalStatus": 1,
+}
+# ... and what the public API shows.
+PUBLIC_FIELDS = {
+    **WAITING_FIELDS,
     "requestType": 1,
     "leaveInfo": 1,
     "createdAt": 1,
@@ -66,15 +71,6 @@ DEFAULT_RELAY_LEASE = timedelta(seconds=30)
 WAITING_BUCKET = 1000
 # Buckets one rebuild page reads at once, at most (two queries each).
 WAITING_ROUND_MAX = 8
-WAITING_FIELDS = {
-    "_id": 0,
-    "requestId": 1,
-    "requesterId": 1,
-    "title": 1,
-    "content": 1,
-    "steps": 1,
-    "finalStatus": 1,
-}
 # In ``counters``: every approval document carries ``idBucket`` (one-time backfill done).
 ID_BUCKET_MARKER = {"_id": "schema:idBucket"}
 BACKFILL_AT_ONCE = 16
