@@ -114,7 +114,7 @@ class SocketsFirst:
 
 
 def _bounded_int(text: str, *, minimum: int) -> int | None:
-    if not text.isascii() or not text.isdigit():
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ID)):
         return None
     value = int(text)
     return value if minimum <= value <= MAX_ID else None
