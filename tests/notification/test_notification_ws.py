@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
+from services.devstack.apps import stop_process
 from services.notification.client import watch
 from tests.support.auth import as_service, token_for
 
@@ -81,12 +82,7 @@ def base_url() -> Iterator[str]:
             _wait_healthy(url, proc, log)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=10)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any) -> None:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from services.devstack.apps import stop_process
 from services.devstack.backing import JAEGER_MODULE
 from services.devstack.install import go_binary
 from tests.support.stack import free_port
@@ -118,12 +119,7 @@ def collector(jaeger_binary: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     try:
         yield f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{metrics}/metrics"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=10)
 
 
 def _server_span(service: str, name: str) -> dict[str, Any]:

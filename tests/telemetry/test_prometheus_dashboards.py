@@ -25,7 +25,7 @@ import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.devstack.apps import get_service
+from services.devstack.apps import get_service, stop_process
 from tests.support import factories
 from tests.support.auth import as_admin, as_user, token_for
 from tests.support.stack import Stack, free_port
@@ -148,12 +148,7 @@ def prometheus_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=10)
 
 
 def _answers(url: str) -> bool:
