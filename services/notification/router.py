@@ -34,13 +34,7 @@ async def get_hub(connection: HTTPConnection) -> Hub:
     return hub
 
 
-async def get_settings(connection: HTTPConnection) -> NotificationSettings:
-    settings: NotificationSettings = connection.app.state.settings
-    return settings
-
-
 HubDep = Annotated[Hub, Depends(get_hub)]
-SettingsDep = Annotated[NotificationSettings, Depends(get_settings)]
 
 
 class NotifyRequest(BaseModel):
