@@ -16,7 +16,7 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsMiddleware
 from services.common.ops import router as ops_router
 from services.common.settings import ServiceSettings
-from services.common.telemetry import instrument_app, setup_tracing, shutdown_tracing
+from services.common.telemetry import server_telemetry, setup_tracing, shutdown_tracing
 
 
 class Lifespan(Protocol):
@@ -50,7 +50,11 @@ def build_app(
             shutdown_tracing()  # spans of the last requests still reach the collector
 
     app = FastAPI(
-        title=title, description=description, version="1.0.0", lifespan=lifespan_then_flush
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan_then_flush,
+        telemetry=server_telemetry(),
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(auth)
@@ -62,5 +66,4 @@ def build_app(
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
-    instrument_app(app)
     return app

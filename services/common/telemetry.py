@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, MutableMapping
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -23,9 +23,10 @@ from opentelemetry.sdk.trace.export import (
 
 _provider: TracerProvider | None = None
 # Probes, scrapes, and WebSocket connections: a connection's server span would last as long
-# as the socket (hours) and keep a span, its context and the middleware's wrappers alive for
-# each of thousands of sockets. What a socket does is traced by its ``ws push`` spans.
-UNTRACED_PATHS = "/health,/ready,/metrics,/ws/"
+# as the socket (hours) and keep a span and its context alive for each of thousands of
+# sockets. What a socket does is traced by its ``ws push`` spans.
+UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+UNTRACED_PREFIXES = ("/ws/",)
 
 
 def _span_processor() -> SpanProcessor | None:
@@ -43,6 +44,20 @@ def _span_processor() -> SpanProcessor | None:
     return BatchSpanProcessor(OTLPSpanExporter())
 
 
+class _StableResource(Resource):
+    """A resource whose hash is computed once. The OTLP encoder files every exported span
+    under its resource in a dict, and ``Resource.__hash__`` serialises the attributes with
+    ``json.dumps`` on each call: 0.6-1.2 % of a traced service's CPU under load. A resource
+    never changes after start-up, so neither does its hash."""
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+
 def setup_tracing(service_name: str) -> None:
     """Install the process-wide tracer provider once (one process serves one service)."""
     global _provider
@@ -52,7 +67,8 @@ def setup_tracing(service_name: str) -> None:
     if _provider is not None or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
     name = os.environ.get("OTEL_SERVICE_NAME", service_name)
-    _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    resource = Resource.create({SERVICE_NAME: name})
+    _provider = TracerProvider(resource=_StableResource(resource.attributes, resource.schema_url))
     processor = _span_processor()
     if processor is not None:
         _provider.add_span_processor(processor)
@@ -65,11 +81,28 @@ def shutdown_tracing() -> None:
         _provider.force_flush(timeout_millis=5000)
 
 
-def instrument_app(app: FastAPI) -> None:
-    """Server spans named after the route template, never the raw path."""
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
-    )
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    path = scope.get("path", "")
+    return path in UNTRACED_PATHS or path.startswith(UNTRACED_PREFIXES)
+
+
+def server_telemetry(tracer_provider: trace.TracerProvider | None = None) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry server spans: one per request, named ``METHOD /route``
+    after the route template, parented by the caller's ``traceparent``, with the stable
+    HTTP semantic conventions. Chosen over the contrib ASGI instrumentation because it does
+    the same job at about half the CPU per request (D12). Prometheus serves the metrics and
+    our JSON logs carry the trace ids, so FastAPI's metrics and log records stay off; so do
+    its per-operation spans (dependencies, endpoint, serialization: three more per request).
+    Without an SDK tracer provider (``OTEL_SDK_DISABLED``) FastAPI skips all of it."""
+    return {
+        "tracer_provider": tracer_provider,
+        "tracing": True,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+        "exclude": _untraced,
+    }
 
 
 def inject_context(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
