@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, propagate, trace
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -73,7 +72,6 @@ def setup_tracing(service_name: str) -> None:
     if processor is not None:
         _provider.add_span_processor(processor)
     trace.set_tracer_provider(_provider)
-    AioHttpClientInstrumentor().instrument()
 
 
 def shutdown_tracing() -> None:
