@@ -4,6 +4,7 @@ the benchmark is judged on, the printed summary, and the threshold verdicts."""
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "flow_p95_ms": ("max", "95th percentile flow time (worst flow kind)"),
     "flow_p99_ms": ("max", "99th percentile flow time (worst flow kind)"),
     "cpu_ms_per_flow": ("max", "CPU of the four services per completed flow"),
+    "ceiling_flows_per_s": (
+        "min",
+        "flows/s the machine's cores allow with the four services at zero CPU",
+    ),
     "connections": ("min", "WebSockets open at once on notification-service"),
     "pushes": ("min", "pushes received"),
     "pushes_per_s": ("min", "pushes received per second"),
@@ -169,7 +174,36 @@ def _flows(rows: Sequence[Stat], figures: dict[str, float], measured: Measured) 
                 f"{service_cpu:.1f} CPU-s over {completed} flows; whole machine: "
                 f"{window.machine * 1000 / completed:.1f} ms)"
             )
+            lines += _ceiling(window, service_cpu, completed, figures)
     return lines
+
+
+def _ceiling(
+    window: Window, service_cpu: float, completed: int, figures: dict[str, float]
+) -> list[str]:
+    """What the cores allow: a CPU-bound pipeline completes at most cores / (CPU per flow)
+    flows a second. Everything outside the four services (databases, broker, the load
+    generator, the rest of the machine) costs a flow what it costs whatever the services
+    do, so it alone caps the throughput; the services' own CPU comes on top."""
+    cores = len(os.sched_getaffinity(0))
+    outside_ms = max(window.machine - service_cpu, 0.0) * 1000 / completed
+    whole_ms = window.machine * 1000 / completed
+    if outside_ms <= 0 or whole_ms <= 0:
+        return []
+    figures["ceiling_flows_per_s"] = round(cores * 1000 / outside_ms, 1)
+    heaviest = sorted(
+        ((name, seconds) for name, seconds in window.cpu.items() if name not in SERVICES),
+        key=lambda item: -item[1],
+    )
+    parts = ", ".join(f"{name} {seconds * 1000 / completed:.1f}" for name, seconds in heaviest)
+    return [
+        f"ceiling      {cores} cores = {cores * 1000} ms of CPU a second; outside the four "
+        f"services a flow costs {outside_ms:.1f} ms ({parts}; rest of the machine "
+        f"{max(outside_ms - sum(s for _, s in heaviest) * 1000 / completed, 0.0):.1f}), "
+        f"so even with services that cost nothing this machine completes at most "
+        f"{figures['ceiling_flows_per_s']:.1f} flows/s; at {whole_ms:.1f} ms a flow in all, "
+        f"{cores * 1000 / whole_ms:.1f} flows/s"
+    ]
 
 
 def _pushes(rows: Sequence[Stat], figures: dict[str, float], measured: Measured) -> list[str]:
