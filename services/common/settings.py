@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,10 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = 5.0
     # Largest request body accepted, in bytes (413 above it).
     max_body_bytes: int = 64 * 1024
+    # Collections of the middle generation between two full ones (CPython's own 10). A full
+    # collection stops the process for as long as it walks every long-lived object;
+    # notification-service, holding thousands of sockets, waits longer between them.
+    gc_full_collection_every: int = Field(default=10, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ServiceSettings:
