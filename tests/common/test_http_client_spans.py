@@ -5,6 +5,7 @@ in-memory exporter."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -45,6 +46,11 @@ async def peer() -> AsyncIterator[TestServer]:
     await server.close()
 
 
+async def _call(method: str, url: str, *, json: object = None) -> tuple[int, Any]:
+    async with create_http_session(timeout_seconds=5) as session:
+        return await request_json(session, method, url, target="peer", operation="call", json=json)
+
+
 def _only(exporter: InMemorySpanExporter) -> ReadableSpan:
     (span,) = exporter.get_finished_spans()
     return span
@@ -53,15 +59,7 @@ def _only(exporter: InMemorySpanExporter) -> ReadableSpan:
 async def test_a_call_gets_a_client_span_whose_context_reaches_the_peer(
     peer: TestServer, exported: InMemorySpanExporter
 ) -> None:
-    async with create_http_session(timeout_seconds=5) as session:
-        status, body = await request_json(
-            session,
-            "POST",
-            str(peer.make_url("/notify")),
-            target="notification-service",
-            operation="notify",
-            json={"employeeId": 7},
-        )
+    status, body = await _call("POST", str(peer.make_url("/notify")), json={"employeeId": 7})
     assert status == 202
     span = _only(exported)
     assert span.name == "POST"
@@ -80,14 +78,7 @@ async def test_a_call_gets_a_client_span_whose_context_reaches_the_peer(
 async def test_a_4xx_answer_marks_the_client_span_failed(
     peer: TestServer, exported: InMemorySpanExporter
 ) -> None:
-    async with create_http_session(timeout_seconds=5) as session:
-        status, _ = await request_json(
-            session,
-            "GET",
-            str(peer.make_url("/employees/4242")),
-            target="employee-service",
-            operation="get",
-        )
+    status, _ = await _call("GET", str(peer.make_url("/employees/4242")))
     assert status == 404
     span = _only(exported)
     assert span.attributes is not None
@@ -98,15 +89,8 @@ async def test_a_4xx_answer_marks_the_client_span_failed(
 async def test_a_refused_connection_is_recorded_on_the_span_and_raised(
     exported: InMemorySpanExporter,
 ) -> None:
-    async with create_http_session(timeout_seconds=5) as session:
-        with pytest.raises(DependencyUnavailable):
-            await request_json(
-                session,
-                "POST",
-                "http://127.0.0.1:9/notify",  # the discard port: nothing listens
-                target="notification-service",
-                operation="notify",
-            )
+    with pytest.raises(DependencyUnavailable):
+        await _call("POST", "http://127.0.0.1:9/notify")  # the discard port: nothing listens
     span = _only(exported)
     assert span.attributes is not None
     assert span.attributes["error.type"] == "ClientConnectorError"
