@@ -35,8 +35,12 @@ def _db(tracing: bool) -> str:
     return f"erp_tracing_{'on' if tracing else 'off'}"
 
 
+def _port(package: str, tracing: bool) -> int:
+    return (8211 if tracing else 8201) + PACKAGES.index(package)
+
+
 def _url(package: str, tracing: bool) -> str:
-    return f"http://127.0.0.1:{(8211 if tracing else 8201) + PACKAGES.index(package)}"
+    return f"http://127.0.0.1:{_port(package, tracing)}"
 
 
 def _env(package: str, tracing: bool) -> dict[str, str]:
@@ -85,17 +89,19 @@ def _fresh_databases(db: str) -> None:
     )
 
 
-def _start(tracing: bool) -> list[subprocess.Popen[bytes]]:
+def _start(tracing: bool, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Start one copy; its processes go into ``procs`` as they start, so that the caller
+    stops them even when a later one fails to come up."""
     _fresh_databases(_db(tracing))
     logs = process_dir(f"logs/tracing-{'on' if tracing else 'off'}")
-    procs = []
+    started = []
     for package in PACKAGES:
-        port = int(_url(package, tracing).rsplit(":", 1)[1])
         env = _env(package, tracing)
-        procs.append(start_app(get_service(package), port=port, extra_env=env, log_dir=logs))
-    for package, proc in zip(PACKAGES, procs, strict=True):
+        port = _port(package, tracing)
+        started.append(start_app(get_service(package), port=port, extra_env=env, log_dir=logs))
+        procs.append(started[-1])
+    for package, proc in zip(PACKAGES, started, strict=True):
         wait_ready(_url(package, tracing), 60, proc)
-    return procs
 
 
 def _measure(tracing: bool, duration: str, users: int, run: int) -> dict[str, float]:
@@ -161,9 +167,10 @@ def main() -> int:
     backing.ensure_infra(jaeger=True)
     order = [False, True, True, False] * args.rounds
     runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs = _start(False) + _start(True)
+        _start(False, procs)
+        _start(True, procs)
         for n, tracing in enumerate(order[: 2 * args.rounds], start=1):
             time.sleep(SETTLE_SECONDS)
             figures = _measure(tracing, args.duration, args.users, n)
