@@ -38,7 +38,7 @@ def _span_processor() -> SpanProcessor | None:
         return SimpleSpanProcessor(ConsoleSpanExporter())
     if choice == "none" or (choice != "otlp" and not endpoint_set):
         return None
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from services.common.otlp_encoding import OTLPSpanExporter
 
     return BatchSpanProcessor(OTLPSpanExporter())
 
