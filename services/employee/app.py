@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from sqlalchemy import text
+from opentelemetry.instrumentation.utils import unwrap
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -28,6 +29,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: EmployeeSettings = app.state.settings
     engine = create_engine(settings)
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+    # The instrumentor also wraps Engine.connect in a "connect" span. Here that is a pool
+    # checkout, not a connection being made: a span per request that tells nothing the
+    # server span does not, ~100 µs of a traced request's CPU. Statements keep their spans.
+    unwrap(Engine, "connect")
     db_metrics.instrument(engine.sync_engine)
     app.state.sessionmaker = create_sessionmaker(engine)
 

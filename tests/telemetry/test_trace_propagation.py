@@ -122,6 +122,8 @@ async def test_final_leave_approval_trace_reaches_the_sql_insert(
     assert trace.descends(leave, trace.one(ARS, "outbox deliver leave"))
     assert trace.descends(trace.one(ES, "INSERT"), leave)
     assert trace.descends(leave, trace.one(APS, "POST /process/{approver_id}/{request_id}"))
+    # A pool checkout is not a connection being made: no "connect" span for it.
+    assert not trace.named(ES, "connect")
 
 
 async def test_every_log_line_of_a_traced_request_carries_its_trace_id(
