@@ -47,6 +47,7 @@ _FLAGS_REMOTE = _pack_fixed32(0x300)
 # Cached pieces are forgotten together once there are this many, so ids and other unique
 # values cannot grow the cache without bound.
 _CACHE_LIMIT = 4096
+_CACHED_TYPES = frozenset({str, int, bool, float})
 
 
 def _varint(value: int) -> bytes:
@@ -196,12 +197,14 @@ class SpanEncoder:
         cache = self._pairs
         out = []
         for key, value in attributes.items():
-            try:
-                cache_key = (key, type(value), value)
-                encoded = cache.get(cache_key)
-            except TypeError:  # an unhashable value (a list inside a mapping): not cached
+            kind = type(value)
+            if kind not in _CACHED_TYPES:
+                # Sequences are not cached: (True,) == (1,) with the same hash, and the
+                # type of the tuple does not tell them apart.
                 out.append(_field(tag, _key_value(key, value)))
                 continue
+            cache_key = (key, kind, value)  # the type keeps True, 1 and 1.0 apart
+            encoded = cache.get(cache_key)
             if encoded is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()

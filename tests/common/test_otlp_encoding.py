@@ -146,6 +146,19 @@ def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(encoder._pairs) <= 8
 
 
+def test_values_that_compare_equal_across_types_keep_their_own_type() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("erp")
+    for value in (1, True, 1.0, (1,), (True,), (1.0,)):
+        with tracer.start_as_current_span("step", attributes={"erp.value": value}):
+            pass
+    spans = exporter.get_finished_spans()
+
+    assert _decoded(SpanEncoder().encode(spans)) == _stock(spans)
+
+
 def test_an_empty_batch_is_an_empty_request() -> None:
     assert SpanEncoder().encode([]) == b""
 
