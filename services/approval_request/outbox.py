@@ -58,6 +58,14 @@ class _Round:
     follow_ups: dict[str, Record]
 
 
+@dataclass
+class _Held:
+    """What a relay holding a request's lease learns from writes of this process."""
+
+    stored_meanwhile: bool = False  # effects were stored; read the document again
+    newer: Record | None = None  # ... and here it is, as that write left it
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -75,6 +83,13 @@ class OutboxRelay:
         self.batch = batch
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        # Requests this relay holds the lease of, with what ``kick`` told about each.
+        self._holding: dict[int, _Held] = {}
+
+    def holds(self, request_id: int) -> bool:
+        """Whether this relay is delivering request ``request_id``'s outbox right now: a
+        write that stores effects for it need not try for the lease (``apply``)."""
+        return request_id in self._holding
 
     def start(self) -> None:
         self._poller = asyncio.create_task(self._poll_forever(), name="outbox-poller")
@@ -87,7 +102,16 @@ class OutboxRelay:
 
     def kick(self, stored: StoredWrite) -> None:
         """Deliver now what a request just stored; the poller is the safety net. When the
-        write took the lease itself, deliver from the document it returned."""
+        write took the lease itself, deliver from the document it returned; when this relay
+        holds the lease, tell it to go round again rather than claim (the claim would fail
+        and the holder would learn only when giving the lease back failed)."""
+        held = self._holding.get(stored.request_id)
+        if stored.leased is None and held is not None:
+            if stored.written is not None:
+                held.newer = stored.written
+            else:
+                held.stored_meanwhile = True
+            return
         task = asyncio.create_task(self.drain(stored.request_id, leased=stored.leased))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -117,36 +141,73 @@ class OutboxRelay:
     async def _drain(self, request_id: int, leased: Record | None) -> None:
         doc = leased or await self.repository.claim(request_id=request_id, now=datetime.now(UTC))
         while doc is not None:
+            held = self._holding[request_id] = _Held()
+            try:
+                await self._deliver_rounds(request_id, doc, held)
+            finally:
+                del self._holding[request_id]
+            if not (held.stored_meanwhile or held.newer):
+                return
+            # Effects were stored just as the lease was given back: take it again.
+            doc = await self.repository.claim(request_id=request_id, now=datetime.now(UTC))
+
+    async def _deliver_rounds(self, request_id: int, doc: Record | None, held: _Held) -> None:
+        """Deliver what is due, round after round, until a round gives the lease back.
+
+        A write of this process that stores effects meanwhile hands its document over
+        (``kick``): the next round starts from it, and what earlier rounds did is recorded
+        with the last one, in the write that gives the lease back. Until then a crash
+        repeats those deliveries, as it would repeat any round's: at least once, as
+        always. Follow-ups are recorded before they are delivered."""
+        done = _Round([], {}, {})  # delivered, retried: not recorded yet
+        while doc is not None:
             outbox: dict[str, Record] = doc.get("outbox") or {}
             now = datetime.now(UTC)
             due = sorted(
                 (
                     (key, entry)
                     for key, entry in outbox.items()
-                    if entry["dueAt"] <= now and not entry.get("failed")
+                    if entry["dueAt"] <= now
+                    and not entry.get("failed")
+                    and key not in done.retries
+                    and key not in done.delivered
                 ),
                 key=lambda item: (item[1]["createdAt"], item[1]["order"]),
             )
-            outcome = _Round([], {}, {})
             for key, entry in due:
-                await self._deliver(doc, key, entry, outcome)
-            if outcome.follow_ups:
-                await self.repository.settle(request_id=request_id, **vars(outcome))
-                doc = await self.repository.reload_outbox(request_id)
-                continue
-            later = [
-                outcome.retries.get(key, entry)["dueAt"]
-                for key, entry in outbox.items()
-                if key not in outcome.delivered and not entry.get("failed")
-            ]
-            release = (doc.get("outboxVersion", 0), min(later, default=FAR_FUTURE))
-            if await self.repository.settle(
-                request_id=request_id, release=release, **vars(outcome)
-            ):
-                return
-            # Effects were added while we delivered: record this round, then go again.
-            await self.repository.settle(request_id=request_id, **vars(outcome))
-            doc = await self.repository.reload_outbox(request_id)
+                await self._deliver(doc, key, entry, done)
+            if not done.follow_ups:
+                if (newer := self._newer(held, doc)) is not None:
+                    doc = newer
+                    continue
+                if not held.stored_meanwhile:
+                    later = [
+                        done.retries.get(key, entry)["dueAt"]
+                        for key, entry in outbox.items()
+                        if key not in done.delivered and not entry.get("failed")
+                    ]
+                    release = (doc.get("outboxVersion", 0), min(later, default=FAR_FUTURE))
+                    if await self.repository.settle(
+                        request_id=request_id, release=release, **vars(done)
+                    ):
+                        return
+                    if (newer := self._newer(held, doc)) is not None:
+                        doc = newer
+                        continue
+            # Effects were added (by this round, or by a write we have no document of):
+            # record what was done and go again on the document as written.
+            held.stored_meanwhile, held.newer = False, None
+            doc = await self.repository.record_round(request_id=request_id, **vars(done))
+            done = _Round([], {}, {})
+
+    @staticmethod
+    def _newer(held: _Held, doc: Record) -> Record | None:
+        """The document a write handed over, if it is newer than ``doc``: every write that
+        stores effects raises ``outboxVersion``."""
+        newer, held.newer = held.newer, None
+        if newer is None or newer.get("outboxVersion", 0) <= doc.get("outboxVersion", 0):
+            return None
+        return newer
 
     async def _deliver(self, doc: Record, key: str, entry: Record, outcome: _Round) -> None:
         kind = entry["kind"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cachetools import LRUCache
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -62,6 +63,23 @@ PUBLIC_FIELDS = {
     "createdAt": 1,
     "updatedAt": 1,
 }
+# What a decision reads of a document: ``remember`` keeps these of the documents this
+# process wrote last, so the next decision on one needs no read (``recent``).
+DECISION_FIELDS = (
+    "_id",
+    "requestId",
+    "requesterId",
+    "title",
+    "content",
+    "steps",
+    "finalStatus",
+    "requestType",
+    "leaveInfo",
+    "createdAt",
+    "createdTraceparent",
+    "version",
+)
+RECENT_DOCUMENTS = 2048
 
 
 LOCK_STRIPES = 1024
@@ -89,15 +107,22 @@ def id_bucket(request_id: int) -> int:
 class StoredWrite:
     """A write that stored side effects. ``leased`` is the document as written when that
     write also took the relay lease: its writer delivers the outbox. ``None`` when another
-    relay holds the lease (it goes round again and sees the new effects)."""
+    relay holds the lease (it goes round again and sees the new effects). ``written`` is the
+    document as written when a relay of this process holds the lease (``apply``'s
+    ``relay_holds``): that relay continues from it without reading it again."""
 
     request_id: int
     leased: Document | None
+    written: Document | None = None
 
 
 class ApprovalRepository:
     def __init__(
-        self, database: AsyncDatabase[Document], *, relay_lease: timedelta = DEFAULT_RELAY_LEASE
+        self,
+        database: AsyncDatabase[Document],
+        *,
+        relay_lease: timedelta = DEFAULT_RELAY_LEASE,
+        recent_documents: int = RECENT_DOCUMENTS,
     ) -> None:
         self.approvals: AsyncCollection[Document] = database["approvals"]
         self.counters: AsyncCollection[Document] = database["counters"]
@@ -107,6 +132,7 @@ class ApprovalRepository:
         self._ids: deque[int] = deque()
         self._buckets_lock = asyncio.Lock()
         self._buckets_done = False
+        self._recent: LRUCache[int, Document] = LRUCache(maxsize=recent_documents)
 
     def _lock(self, request_id: int) -> asyncio.Lock:
         return self._locks[request_id % LOCK_STRIPES]
@@ -219,9 +245,24 @@ class ApprovalRepository:
                 await self.approvals.insert_one(doc)
             except DuplicateKeyError:
                 continue
+            self.remember(doc)
             doc.pop("_id", None)
             return StoredWrite(request_id, doc if effects else None)
         raise RuntimeError("could not allocate a requestId")
+
+    def recent(self, request_id: int) -> Document | None:
+        """What this process last wrote of request ``request_id`` (``DECISION_FIELDS``), if
+        it still remembers: a copy that may be behind the stored document, when another
+        replica or a test changed it since. Judge a decision on it only to attempt a write
+        that names its ``_id`` and ``version`` (``apply``); anything else is judged on the
+        stored document. Saves a decision its read (two of a two-step flow's ~10 commands)."""
+        return self._recent.get(request_id)
+
+    def remember(self, doc: Document) -> None:
+        self._recent[doc["requestId"]] = {key: doc[key] for key in DECISION_FIELDS if key in doc}
+
+    def forget(self, request_id: int) -> None:
+        self._recent.pop(request_id, None)
 
     async def get(self, request_id: int, *, public: bool = False) -> Document | None:
         projection = PUBLIC_FIELDS if public else None
@@ -284,9 +325,17 @@ class ApprovalRepository:
         changes: Mapping[str, Any],
         effects: Mapping[str, Document],
         now: datetime,
+        document_id: Any = None,
+        relay_holds: Callable[[int], bool] | None = None,
     ) -> StoredWrite | None:
         """Apply a decision if nobody changed the document since ``version`` was read
-        (``None`` otherwise). With effects, the same write takes the relay lease if free."""
+        (``None`` otherwise). With effects, the same write takes the relay lease if free;
+        When ``relay_holds(request_id)`` says a relay of this process holds it, the write
+        skips that attempt and hands the document as written back for that relay instead
+        (asked under the document's lock, which the relay's own writes take: the answer
+        cannot change before this write lands).
+        ``document_id``, the ``_id`` of the document read, pins the write to that very
+        document: a request deleted and created again under its id is another one."""
         sets: dict[str, Any] = {
             **changes,
             "version": version + 1,
@@ -298,10 +347,14 @@ class ApprovalRepository:
             "$inc": {"pendingEffects": len(effects), "outboxVersion": 1},
         }
         query = {"requestId": request_id, "version": version, f"steps.{index}.status": "pending"}
+        if document_id is not None:
+            query["_id"] = document_id
+        if effects:
+            sets["outboxOpen"] = True
+            update["$min"] = {"effectsDueAt": now}
         async with self._lock(request_id):
-            if effects:
-                sets["outboxOpen"] = True
-                update["$min"] = {"effectsDueAt": now}
+            held_here = relay_holds is not None and relay_holds(request_id)
+            if effects and not held_here:
                 leased = await self.approvals.find_one_and_update(
                     {**query, "relayLeaseUntil": {"$lt": now}},
                     {**update, "$set": {**sets, "relayLeaseUntil": now + self.relay_lease}},
@@ -309,6 +362,11 @@ class ApprovalRepository:
                 )
                 if leased is not None:
                     return StoredWrite(request_id, leased)
+            elif effects:
+                written = await self.approvals.find_one_and_update(
+                    query, update, return_document=ReturnDocument.AFTER
+                )
+                return None if written is None else StoredWrite(request_id, None, written)
             result = await self.approvals.update_one(query, update)
         return StoredWrite(request_id, None) if result.modified_count == 1 else None
 
@@ -339,19 +397,54 @@ class ApprovalRepository:
         delivered: Sequence[str],
         retries: Mapping[str, Document],
         follow_ups: Mapping[str, Document],
-        release: tuple[int, datetime] | None = None,
+        release: tuple[int, datetime],
     ) -> bool:
-        """Record a delivery round. ``release=(outbox_version, next_due)`` also gives the lease
-        back, but only if no effect was added since that version (else nothing is written and
-        the caller records the round without releasing, then goes round again)."""
-        sets: dict[str, Any] = {f"outbox.{key}": value for key, value in follow_ups.items()}
+        """Record a delivery round and give the lease back, ``release=(outbox_version,
+        next_due)``, but only if no effect was added since that version (else nothing is
+        written: the caller records the round with ``record_round`` and goes again)."""
+        version, next_due = release
+        update = self._round(
+            delivered,
+            retries,
+            follow_ups,
+            {
+                "effectsDueAt": next_due,
+                "relayLeaseUntil": NEVER,
+                "outboxOpen": next_due != FAR_FUTURE,
+            },
+        )
+        query = {"requestId": request_id, "outboxVersion": version}
+        async with self._lock(request_id):
+            result = await self.approvals.update_one(query, update)
+        return result.matched_count == 1
+
+    async def record_round(
+        self,
+        *,
+        request_id: int,
+        delivered: Sequence[str],
+        retries: Mapping[str, Document],
+        follow_ups: Mapping[str, Document],
+    ) -> Document | None:
+        """Record a delivery round, keeping the lease, and hand back the document as written
+        for the next round (one command: the relay needs both)."""
+        update = self._round(delivered, retries, follow_ups, {})
+        async with self._lock(request_id):
+            return await self.approvals.find_one_and_update(
+                {"requestId": request_id}, update, return_document=ReturnDocument.AFTER
+            )
+
+    @staticmethod
+    def _round(
+        delivered: Sequence[str],
+        retries: Mapping[str, Document],
+        follow_ups: Mapping[str, Document],
+        sets: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The update that records a delivery round (and sets ``sets``)."""
+        sets |= {f"outbox.{key}": value for key, value in follow_ups.items()}
         for key, changes in retries.items():
             sets.update({f"outbox.{key}.{name}": value for name, value in changes.items()})
-        query: dict[str, Any] = {"requestId": request_id}
-        if release is not None:
-            query["outboxVersion"], sets["effectsDueAt"] = release
-            sets["relayLeaseUntil"] = NEVER
-            sets["outboxOpen"] = release[1] != FAR_FUTURE
         update: dict[str, Any] = {
             "$inc": {
                 "pendingEffects": len(follow_ups) - len(delivered),
@@ -362,15 +455,7 @@ class ApprovalRepository:
             update["$set"] = sets
         if delivered:
             update["$unset"] = {f"outbox.{key}": "" for key in delivered}
-        async with self._lock(request_id):
-            result = await self.approvals.update_one(query, update)
-        return result.matched_count == 1
-
-    async def reload_outbox(self, request_id: int) -> Document | None:
-        return await self.approvals.find_one(
-            {"requestId": request_id},
-            {"_id": 0, "requestId": 1, "title": 1, "outbox": 1, "outboxVersion": 1},
-        )
+        return update
 
     async def ping(self) -> None:
         await self.approvals.database.command("ping")

@@ -72,7 +72,9 @@ async def record_result(
     caller: ServiceCaller, body: Decision, approvals: ApprovalsDep, relay: RelayDep
 ) -> Response:
     """Called by approval-processing-service with an approver's decision."""
-    outcome, stored = await service.decide(repository=approvals, decision=body)
+    outcome, stored = await service.decide(
+        repository=approvals, decision=body, relay_holds=relay.holds
+    )
     if isinstance(outcome, workflow.Refused):
         raise HTTPException(outcome.status_code, outcome.detail)
     if stored is not None:

@@ -94,17 +94,34 @@ def _creation_link(doc: dict[str, Any]) -> list[trace.Link]:
 
 
 async def decide(
-    *, repository: ApprovalRepository, decision: Decision
+    *,
+    repository: ApprovalRepository,
+    decision: Decision,
+    relay_holds: Callable[[int], bool] | None = None,
 ) -> tuple[workflow.Outcome, StoredWrite | None]:
     """Applies one decision atomically; a concurrent change makes it re-read and re-judge.
-    With the outcome comes the write, for the relay, when one was made."""
+    With the outcome comes the write, for the relay, when one was made; the write tries for
+    the relay lease unless ``relay_holds`` says this process's relay has it.
+
+    The first judgement uses what this process last wrote of the request when it still has
+    it (``repository.recent``): in a flow the previous write was nearly always its own, so
+    the decision needs no read. That copy may be behind the stored document, so it decides
+    nothing by itself: the write it leads to names the version and ``_id`` it saw and fails
+    if either moved on, and a refusal or a replay judged on it is judged again on the stored
+    document."""
+    doc = repository.recent(decision.requestId)
     for _ in range(MAX_DECISION_ATTEMPTS):
-        doc = await repository.get(decision.requestId)
+        from_store = doc is None
         if doc is None:
-            return workflow.NOT_FOUND, None
+            doc = await repository.get(decision.requestId)
+            if doc is None:
+                return workflow.NOT_FOUND, None
         outcome = workflow.decide(doc, decision)
         if not isinstance(outcome, workflow.Applied):
-            return outcome, None
+            if from_store:
+                return outcome, None
+            doc = None
+            continue
         now = datetime.now(UTC)
         attributes = {
             "erp.request_id": decision.requestId,
@@ -117,32 +134,33 @@ async def decide(
         with tracer.start_as_current_span(
             "approval decide", links=_creation_link(doc), attributes=attributes
         ):
-            changes = {
-                f"steps.{outcome.index}.status": outcome.step_status.value,
-                f"steps.{outcome.index}.updatedAt": now,
-                "finalStatus": outcome.final_status.value,
-            }
             stored = await repository.apply(
                 request_id=decision.requestId,
                 version=doc["version"],
                 index=outcome.index,
-                changes=changes,
+                changes=workflow.decision_changes(outcome, now),
                 effects=stored_effects(outcome.effects, now=now),
                 now=now,
+                document_id=doc.get("_id"),
+                relay_holds=relay_holds,
             )
-        if stored is not None:
-            logger.info(
-                "approval %d step %d %s by employee %d; now %s",
-                decision.requestId,
-                decision.step,
-                decision.status,
-                decision.approverId,
-                outcome.final_status.value,
+        if stored is None:
+            repository.forget(decision.requestId)
+            doc = None
+            continue
+        repository.remember(workflow.after_decision(doc, outcome, now))
+        logger.info(
+            "approval %d step %d %s by employee %d; now %s",
+            decision.requestId,
+            decision.step,
+            decision.status,
+            decision.approverId,
+            outcome.final_status.value,
+        )
+        DECISIONS.labels(outcome.step_status.value, outcome.final_status.value).inc()
+        if outcome.current_step is None:
+            COMPLETION.labels(outcome.final_status.value).observe(
+                (now - doc["createdAt"]).total_seconds()
             )
-            DECISIONS.labels(outcome.step_status.value, outcome.final_status.value).inc()
-            if outcome.current_step is None:
-                COMPLETION.labels(outcome.final_status.value).observe(
-                    (now - doc["createdAt"]).total_seconds()
-                )
-            return outcome, stored
+        return outcome, stored
     return workflow.Refused(409, "The approval request is changing too fast, try again"), None

@@ -4,6 +4,7 @@ and the side effects it implies. No I/O here; ``service.py`` stores what these d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from services.approval_request.schemas import (
@@ -147,6 +148,28 @@ def decide(doc: Document, decision: Decision) -> Outcome:
     if final is FinalStatus.APPROVED and doc["requestType"] == RequestType.LEAVE:
         effects.append(Effect("leave", leave_confirmation(doc)))
     return Applied(index, status, final, current_step, effects)
+
+
+def decision_changes(applied: Applied, now: datetime) -> dict[str, Any]:
+    """The fields a decision sets on the stored document (``version`` aside)."""
+    return {
+        f"steps.{applied.index}.status": applied.step_status.value,
+        f"steps.{applied.index}.updatedAt": now,
+        "finalStatus": applied.final_status.value,
+    }
+
+
+def after_decision(doc: Document, applied: Applied, now: datetime) -> Document:
+    """``doc`` as it stands once ``decision_changes`` and the version bump are stored."""
+    steps = [dict(s) for s in doc["steps"]]
+    steps[applied.index] |= {"status": applied.step_status.value, "updatedAt": now}
+    return {
+        **doc,
+        "steps": steps,
+        "finalStatus": applied.final_status.value,
+        "version": doc["version"] + 1,
+        "updatedAt": now,
+    }
 
 
 def leave_confirmation(doc: Document) -> dict[str, Any]:

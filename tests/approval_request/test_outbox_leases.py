@@ -5,31 +5,33 @@ poller finds work by ``outboxOpen`` alone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
-from services.approval_request.outbox import OutboxRelay, stored_effects
-from services.approval_request.repository import ApprovalRepository
+from services.approval_request.outbox import OutboxRelay, _Held, stored_effects
+from services.approval_request.repository import NEVER, ApprovalRepository
 from services.approval_request.workflow import Effect
-from tests.support.stack import MONGO_URL, TEST_DB, Stack
+from tests.support.mongo import CountedDatabase, counted_database
+from tests.support.stack import Stack
 
 LEASE = timedelta(seconds=30)
 
 
 @pytest.fixture
-async def repository(stack: Stack) -> AsyncIterator[ApprovalRepository]:
-    name = f"{TEST_DB}_leases"
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGO_URL, tz_aware=True)
-    await mongo.drop_database(name)
-    repository = ApprovalRepository(mongo[name], relay_lease=LEASE)
+async def counted(stack: Stack) -> AsyncIterator[CountedDatabase]:
+    async with counted_database("leases") as counted:
+        yield counted
+
+
+@pytest.fixture
+async def repository(counted: CountedDatabase) -> ApprovalRepository:
+    repository = ApprovalRepository(counted.database, relay_lease=LEASE)
     await repository.ensure_indexes()
-    yield repository
-    await mongo.drop_database(name)
-    await mongo.close()
+    return repository
 
 
 def two_steps(request_id: int) -> dict[str, Any]:
@@ -54,8 +56,15 @@ async def create(repository: ApprovalRepository, now: datetime) -> int:
     return stored.request_id
 
 
-async def approve_step_1(repository: ApprovalRepository, request_id: int, now: datetime) -> Any:
+async def approve_step_1(
+    repository: ApprovalRepository,
+    request_id: int,
+    now: datetime,
+    *,
+    relay: OutboxRelay | None = None,
+) -> Any:
     return await repository.apply(
+        relay_holds=relay.holds if relay else None,
         request_id=request_id,
         version=0,
         index=0,
@@ -132,6 +141,132 @@ async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next
     assert doc["outboxOpen"] is False
     assert await repository.count_open_outboxes() == 0
     assert await repository.due_for_delivery(now=now + LEASE * 2, limit=10) == []
+
+
+async def test_effects_stored_while_this_relay_delivers_join_its_next_round_without_a_read(
+    repository: ApprovalRepository, counted: CountedDatabase
+) -> None:
+    now = datetime.now(UTC)
+    request_id = await create(repository, now)
+    leased = await repository.approvals.find_one({"requestId": request_id})
+    assert leased is not None
+    delivered: list[dict[str, Any]] = []
+
+    async def deliver(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        if not delivered:  # a decision lands in this process while its relay delivers
+            assert relay.holds(request_id)
+            counted.commands.names.clear()
+            stored = await approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
+            assert stored is not None
+            assert stored.leased is None
+            assert stored.written is not None
+            relay.kick(stored)
+        delivered.append(payload)
+        return []
+
+    relay = OutboxRelay(
+        repository,
+        {"handoff": deliver, "notify": deliver},
+        poll_seconds=60,
+        max_backoff_seconds=1,
+        batch=10,
+    )
+    await relay.drain(request_id, leased=leased)
+    await asyncio.sleep(0.2)  # a claim the kick had started would have been sent by now
+
+    assert delivered == [{}, {"n": 1}]
+    # The decision's write, which hands the document over instead of trying for the lease,
+    # and one write recording both rounds as it gives the lease back: no claim, no read.
+    assert counted.commands.names == ["findAndModify", "update"]
+    assert not relay.holds(request_id)
+    doc = await repository.approvals.find_one({"requestId": request_id})
+    assert doc is not None
+    assert (doc["outbox"], doc["pendingEffects"], doc["outboxOpen"]) == ({}, 0, False)
+    assert doc["relayLeaseUntil"] == NEVER
+
+
+async def test_an_effect_that_failed_before_a_handover_waits_for_its_retry_and_keeps_it(
+    repository: ApprovalRepository,
+) -> None:
+    now = datetime.now(UTC)
+    request_id = await create(repository, now)
+    leased = await repository.approvals.find_one({"requestId": request_id})
+    assert leased is not None
+    attempts: list[str] = []
+
+    async def handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        attempts.append("handoff")
+        stored = await approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
+        relay.kick(stored)
+        raise ConnectionError("broker away")
+
+    async def notify(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        attempts.append("notify")
+        return []
+
+    relay = OutboxRelay(
+        repository,
+        {"handoff": handoff, "notify": notify},
+        poll_seconds=60,
+        max_backoff_seconds=60,
+        batch=10,
+    )
+    await relay.drain(request_id, leased=leased)
+
+    assert attempts == ["handoff", "notify"]  # the handed-over document's copy is not retried
+    doc = await repository.approvals.find_one({"requestId": request_id})
+    assert doc is not None
+    [(kind, entry)] = [(e["kind"], e) for e in doc["outbox"].values()]
+    assert (kind, entry["attempts"], entry["lastError"]) == ("handoff", 1, "broker away")
+    assert entry["dueAt"] > now
+    assert (doc["pendingEffects"], doc["outboxOpen"]) == (1, True)
+    assert abs(doc["effectsDueAt"] - entry["dueAt"]) < timedelta(milliseconds=1)
+    assert doc["relayLeaseUntil"] == NEVER
+
+
+async def test_a_decision_written_as_the_relay_gives_the_lease_back_takes_the_lease_itself(
+    repository: ApprovalRepository,
+) -> None:
+    now = datetime.now(UTC)
+    request_id = await create(repository, now)
+    leased = await repository.approvals.find_one({"requestId": request_id})
+    assert leased is not None
+    relay = OutboxRelay(
+        repository, {"handoff": nothing}, poll_seconds=60, max_backoff_seconds=1, batch=10
+    )
+    decisions: list[asyncio.Task[Any]] = []
+    settle = repository.settle
+
+    async def settle_while_a_decision_arrives(**round: Any) -> bool:
+        # The decision starts while the relay still holds the lease, and its write waits
+        # for the document's lock, which the relay's own write is holding.
+        decisions.append(
+            asyncio.create_task(
+                approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
+            )
+        )
+        return await settle(**round)
+
+    repository.settle = settle_while_a_decision_arrives  # type: ignore[method-assign]
+    await relay.drain(request_id, leased=leased)
+    stored = await decisions[0]
+
+    assert not relay.holds(request_id)
+    assert stored.leased is not None  # nobody else would deliver it now
+    assert stored.written is None
+
+
+async def nothing(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+    return []
+
+
+def test_a_handed_over_document_older_than_the_one_in_hand_is_ignored() -> None:
+    held = _Held(newer={"outboxVersion": 3})
+
+    assert OutboxRelay._newer(held, {"outboxVersion": 3}) is None
+    assert held.newer is None
+    held.newer = {"outboxVersion": 4}
+    assert OutboxRelay._newer(held, {"outboxVersion": 3}) == {"outboxVersion": 4}
 
 
 async def test_documents_from_before_the_flag_are_marked_once_at_start(

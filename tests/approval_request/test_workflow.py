@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from services.approval_request import workflow
@@ -110,3 +111,24 @@ def test_handoff_message_has_the_spec_shape() -> None:
             {"step": 2, "approverId": 3, "status": "pending"},
         ],
     }
+
+
+def test_the_document_after_a_decision_is_what_its_changes_store() -> None:
+    before = {**doc("approved", "pending"), "version": 3}
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    outcome = workflow.decide(before, decision(2))
+    assert isinstance(outcome, workflow.Applied)
+
+    changes = workflow.decision_changes(outcome, now)
+    after = workflow.after_decision(before, outcome, now)
+
+    assert changes == {
+        "steps.1.status": "approved",
+        "steps.1.updatedAt": now,
+        "finalStatus": "approved",
+    }
+    assert after["steps"][1] == {"step": 2, "approverId": 3, "status": "approved", "updatedAt": now}
+    assert after["finalStatus"] == "approved"
+    assert after["version"] == 4
+    assert before["steps"][1]["status"] == "pending"  # the judged document is left as it was
+    assert before["version"] == 3
