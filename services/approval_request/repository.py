@@ -4,7 +4,10 @@ one document (expected version and step status in the filter), never read-modify
 The outbox lives inside the document as ``outbox.<effectId>`` entries so a state change and
 the messages it implies are written by the same atomic update. That write also takes the
 relay lease when it is free and hands the stored document back, so the writer delivers at
-once without another round trip to claim it (``StoredWrite.leased``). ``outboxOpen`` marks
+once without another round trip to claim it (``StoredWrite.leased``); when a relay of this
+process already holds the lease, the write hands the document to that relay instead
+(``StoredWrite.written``). A decision judges what this process last wrote of the request
+(``recent``) and needs no read when that copy is still current. ``outboxOpen`` marks
 documents with effects still to deliver: the relay's poller finds them by that equality
 (the local server pushes nothing else down to an index, docs/decisions.md D10).
 
