@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ from services.employee.leaves.router import router as leaves_router
 from services.employee.settings import EmployeeSettings
 
 DATABASE_DOWN = "Database unavailable, try again shortly"
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -48,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable, answered 503: %s", exc)
     return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": "2"})
 
 

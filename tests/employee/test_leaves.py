@@ -78,12 +78,27 @@ async def test_concurrent_duplicate_confirmations_keep_one_record(
     eid = (await factories.employee(client, employee_url))["id"]
     body = confirmation(eid)
     responses = await asyncio.gather(
-        *(client.post(f"{employee_url}/leaves/internal/approved", json=body) for _ in range(8))
+        *(client.post(f"{employee_url}/leaves/internal/approved", json=body) for _ in range(16))
     )
     assert {r.status_code for r in responses} == {200}
     assert len({r.json()["id"] for r in responses}) == 1
     listed = await client.get(f"{employee_url}/leaves/me", params={"employeeId": eid})
     assert len(listed.json()) == 1
+
+
+async def test_concurrent_confirmations_of_different_requests_are_all_recorded_at_once(
+    client: httpx.AsyncClient, employee_url: str
+) -> None:
+    # New request ids all fall into the same gap at the end of the unique index: a lookup
+    # there must not lock that gap, or two deliveries deadlock on their inserts (503).
+    eid = (await factories.employee(client, employee_url))["id"]
+    bodies = [confirmation(eid) for _ in range(16)]
+    responses = await asyncio.gather(
+        *(client.post(f"{employee_url}/leaves/internal/approved", json=body) for body in bodies)
+    )
+    assert [r.status_code for r in responses] == [200] * len(bodies)
+    listed = await client.get(f"{employee_url}/leaves/me", params={"employeeId": eid})
+    assert len(listed.json()) == len(bodies)
 
 
 async def test_confirmation_for_unknown_employee_is_a_404(

@@ -25,13 +25,20 @@ class InvalidLeave(Exception):
     pass
 
 
-async def _by_request(*, session: AsyncSession, request_id: int) -> LeaveRecord | None:
-    # A locking read sees the latest committed row, not this transaction's snapshot.
+async def _by_request(
+    *, session: AsyncSession, request_id: int, locking: bool = False
+) -> LeaveRecord | None:
     query = select(LeaveRecord).where(LeaveRecord.approval_request_id == request_id)
-    return await session.scalar(query.with_for_update())
+    # A shared lock is enough to read the latest committed row, and it does not queue
+    # behind the shared locks the other losers of the same duplicate insert hold on it.
+    return await session.scalar(query.with_for_update(read=True) if locking else query)
 
 
 async def record_approved(*, session: AsyncSession, data: LeaveConfirmation) -> LeaveRecord:
+    # A plain read: a locking one on a missing key locks the gap it would go in, and new
+    # request ids all share the gap at the end of the unique index, so two deliveries of
+    # different requests would deadlock on their inserts. A concurrent delivery of the same
+    # request is settled by the unique key below instead.
     existing = await _by_request(session=session, request_id=data.requestId)
     if existing is not None:
         return existing
@@ -59,8 +66,9 @@ async def record_approved(*, session: AsyncSession, data: LeaveConfirmation) -> 
         async with session.begin_nested():
             session.add(record)
     except IntegrityError:
-        # A concurrent delivery of the same request won the unique key; answer with its row.
-        winner = await _by_request(session=session, request_id=data.requestId)
+        # A concurrent delivery of the same request won the unique key; answer with its row
+        # (a locking read sees the latest committed row, not this transaction's snapshot).
+        winner = await _by_request(session=session, request_id=data.requestId, locking=True)
         if winner is None:
             raise
         return winner
