@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.approval_request.outbox import OutboxRelay, _Held, stored_effects
+from services.approval_request.outbox import Deliver, OutboxRelay, _Held, stored_effects
 from services.approval_request.repository import NEVER, ApprovalRepository
 from services.approval_request.workflow import Effect
 from tests.support.mongo import CountedDatabase, counted_database
@@ -54,6 +54,19 @@ async def create(repository: ApprovalRepository, now: datetime) -> int:
     stored = await repository.insert_new(build, now=now)
     assert stored.leased is not None
     return stored.request_id
+
+
+def relay_for(
+    repository: ApprovalRepository, deliverers: dict[str, Deliver], max_backoff_seconds: int = 1
+) -> OutboxRelay:
+    """A relay whose poller never runs in a test: only ``drain`` delivers."""
+    return OutboxRelay(
+        repository,
+        deliverers,
+        poll_seconds=60,
+        max_backoff_seconds=max_backoff_seconds,
+        batch=10,
+    )
 
 
 async def approve_step_1(
@@ -124,13 +137,7 @@ async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next
         delivered.append(payload)
         return []
 
-    relay = OutboxRelay(
-        repository,
-        {"handoff": deliver, "notify": deliver},
-        poll_seconds=60,
-        max_backoff_seconds=1,
-        batch=10,
-    )
+    relay = relay_for(repository, {"handoff": deliver, "notify": deliver})
     await relay.drain(request_id, leased=leased)
 
     assert delivered == [{}, {"n": 1}]
@@ -164,13 +171,7 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
         delivered.append(payload)
         return []
 
-    relay = OutboxRelay(
-        repository,
-        {"handoff": deliver, "notify": deliver},
-        poll_seconds=60,
-        max_backoff_seconds=1,
-        batch=10,
-    )
+    relay = relay_for(repository, {"handoff": deliver, "notify": deliver})
     await relay.drain(request_id, leased=leased)
     await asyncio.sleep(0.2)  # a claim the kick had started would have been sent by now
 
@@ -204,13 +205,7 @@ async def test_an_effect_that_failed_before_a_handover_waits_for_its_retry_and_k
         attempts.append("notify")
         return []
 
-    relay = OutboxRelay(
-        repository,
-        {"handoff": handoff, "notify": notify},
-        poll_seconds=60,
-        max_backoff_seconds=60,
-        batch=10,
-    )
+    relay = relay_for(repository, {"handoff": handoff, "notify": notify}, max_backoff_seconds=60)
     await relay.drain(request_id, leased=leased)
 
     assert attempts == ["handoff", "notify"]  # the handed-over document's copy is not retried
@@ -231,9 +226,7 @@ async def test_a_decision_written_as_the_relay_gives_the_lease_back_takes_the_le
     request_id = await create(repository, now)
     leased = await repository.approvals.find_one({"requestId": request_id})
     assert leased is not None
-    relay = OutboxRelay(
-        repository, {"handoff": nothing}, poll_seconds=60, max_backoff_seconds=1, batch=10
-    )
+    relay = relay_for(repository, {"handoff": nothing})
     decisions: list[asyncio.Task[Any]] = []
     settle = repository.settle
 
