@@ -82,6 +82,8 @@ DECISION_FIELDS = (
     "createdTraceparent",
     "version",
 )
+# Flows in flight are what it is for; at most ~25 MB even if every content had 5,000
+# characters outside Latin-1 (two bytes each in a Python string).
 RECENT_DOCUMENTS = 2048
 
 
@@ -332,7 +334,7 @@ class ApprovalRepository:
         relay_holds: Callable[[int], bool] | None = None,
     ) -> StoredWrite | None:
         """Apply a decision if nobody changed the document since ``version`` was read
-        (``None`` otherwise). With effects, the same write takes the relay lease if free;
+        (``None`` otherwise). With effects, the same write takes the relay lease if free.
         When ``relay_holds(request_id)`` says a relay of this process holds it, the write
         skips that attempt and hands the document as written back for that relay instead
         (asked under the document's lock, which the relay's own writes take: the answer
