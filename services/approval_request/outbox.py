@@ -145,7 +145,9 @@ class OutboxRelay:
             try:
                 await self._deliver_rounds(request_id, doc, held)
             finally:
-                del self._holding[request_id]
+                # Only ours: after a lease that ran out, another drain may hold it now.
+                if self._holding.get(request_id) is held:
+                    del self._holding[request_id]
             if not (held.stored_meanwhile or held.newer):
                 return
             # Effects were stored just as the lease was given back: take it again.
