@@ -199,7 +199,9 @@ class OutboxRelay:
             # Effects were added (by this round, or by a write we have no document of):
             # record what was done and go again on the document as written.
             held.stored_meanwhile, held.newer = False, None
-            doc = await self.repository.record_round(request_id=request_id, **vars(done))
+            doc = await self.repository.record_round(
+                request_id=request_id, now=datetime.now(UTC), **vars(done)
+            )
             done = _Round([], {}, {})
 
     @staticmethod

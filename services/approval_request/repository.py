@@ -368,6 +368,8 @@ class ApprovalRepository:
                 if leased is not None:
                     return StoredWrite(request_id, leased)
             elif effects:
+                # The holder goes on with more to deliver: its lease starts again from now.
+                sets["relayLeaseUntil"] = now + self.relay_lease
                 written = await self.approvals.find_one_and_update(
                     query, update, return_document=ReturnDocument.AFTER
                 )
@@ -430,10 +432,15 @@ class ApprovalRepository:
         delivered: Sequence[str],
         retries: Mapping[str, Document],
         follow_ups: Mapping[str, Document],
+        now: datetime,
     ) -> Document | None:
-        """Record a delivery round, keeping the lease, and hand back the document as written
-        for the next round (one command: the relay needs both)."""
-        update = self._round(delivered, retries, follow_ups, {})
+        """Record a delivery round, keeping the lease (renewed from ``now``: a document with
+        effects coming one after another can keep a relay busy for longer than one lease),
+        and hand back the document as written for the next round (one command: the relay
+        needs both)."""
+        update = self._round(
+            delivered, retries, follow_ups, {"relayLeaseUntil": now + self.relay_lease}
+        )
         async with self._lock(request_id):
             return await self.approvals.find_one_and_update(
                 {"requestId": request_id}, update, return_document=ReturnDocument.AFTER

@@ -167,6 +167,7 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
             assert stored is not None
             assert stored.leased is None
             assert stored.written is not None
+            assert stored.written["relayLeaseUntil"] > now + LEASE  # renewed for the holder
             relay.kick(stored)
         delivered.append(payload)
         return []
@@ -251,6 +252,20 @@ async def test_a_decision_written_as_the_relay_gives_the_lease_back_takes_the_le
 
 async def nothing(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
     return []
+
+
+async def test_a_recorded_round_renews_the_lease_it_keeps(repository: ApprovalRepository) -> None:
+    created = datetime.now(UTC)
+    request_id = await create(repository, created)
+    later = created + LEASE / 2
+
+    doc = await repository.record_round(
+        request_id=request_id, delivered=[], retries={}, follow_ups={}, now=later
+    )
+
+    assert doc is not None
+    assert abs(doc["relayLeaseUntil"] - (later + LEASE)) < timedelta(milliseconds=1)
+    assert await repository.due_for_delivery(now=created + LEASE * 1.2, limit=10) == []
 
 
 def test_a_handed_over_document_older_than_the_one_in_hand_is_ignored() -> None:
