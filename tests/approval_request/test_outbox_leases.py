@@ -56,6 +56,18 @@ async def create(repository: ApprovalRepository, now: datetime) -> int:
     return stored.request_id
 
 
+async def created_with_lease(
+    repository: ApprovalRepository,
+) -> tuple[datetime, int, dict[str, Any]]:
+    """A new two-step request whose creation holds the relay lease: when, its id, and the
+    document as the relay that holds the lease would deliver it."""
+    now = datetime.now(UTC)
+    request_id = await create(repository, now)
+    leased = await repository.approvals.find_one({"requestId": request_id})
+    assert leased is not None
+    return now, request_id, leased
+
+
 def relay_for(
     repository: ApprovalRepository, deliverers: dict[str, Deliver], max_backoff_seconds: int = 1
 ) -> OutboxRelay:
@@ -123,10 +135,7 @@ async def test_a_decision_takes_a_free_lease_and_returns_the_document_as_written
 async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next_round(
     repository: ApprovalRepository,
 ) -> None:
-    now = datetime.now(UTC)
-    request_id = await create(repository, now)
-    leased = await repository.approvals.find_one({"requestId": request_id})
-    assert leased is not None
+    now, request_id, leased = await created_with_lease(repository)
     delivered: list[dict[str, Any]] = []
 
     async def deliver(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
@@ -153,10 +162,7 @@ async def test_a_decision_while_a_relay_holds_the_lease_reaches_that_relays_next
 async def test_effects_stored_while_this_relay_delivers_join_its_next_round_without_a_read(
     repository: ApprovalRepository, counted: CountedDatabase
 ) -> None:
-    now = datetime.now(UTC)
-    request_id = await create(repository, now)
-    leased = await repository.approvals.find_one({"requestId": request_id})
-    assert leased is not None
+    now, request_id, leased = await created_with_lease(repository)
     delivered: list[dict[str, Any]] = []
 
     async def deliver(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
@@ -190,10 +196,7 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
 async def test_an_effect_that_failed_before_a_handover_waits_for_its_retry_and_keeps_it(
     repository: ApprovalRepository,
 ) -> None:
-    now = datetime.now(UTC)
-    request_id = await create(repository, now)
-    leased = await repository.approvals.find_one({"requestId": request_id})
-    assert leased is not None
+    now, request_id, leased = await created_with_lease(repository)
     attempts: list[str] = []
 
     async def handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
@@ -223,10 +226,7 @@ async def test_an_effect_that_failed_before_a_handover_waits_for_its_retry_and_k
 async def test_a_decision_written_as_the_relay_gives_the_lease_back_takes_the_lease_itself(
     repository: ApprovalRepository,
 ) -> None:
-    now = datetime.now(UTC)
-    request_id = await create(repository, now)
-    leased = await repository.approvals.find_one({"requestId": request_id})
-    assert leased is not None
+    _, request_id, leased = await created_with_lease(repository)
     relay = relay_for(repository, {"handoff": nothing})
     decisions: list[asyncio.Task[Any]] = []
     settle = repository.settle
