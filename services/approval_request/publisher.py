@@ -8,7 +8,8 @@ from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from services.approval_request.metrics import AMQP_PUBLISHED
 from services.common import DependencyUnavailable, inject_context, track_dependency
@@ -19,6 +20,7 @@ from services.common.messaging import (
     declare_topology,
     json_message,
 )
+from services.common.telemetry import call_attributes
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -50,18 +52,31 @@ class WorkPublisher:
     async def publish(self, body: dict[str, Any]) -> None:
         if self.exchange is None:
             raise DependencyUnavailable("rabbitmq")
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "messaging.system": "rabbitmq",
             "messaging.destination.name": EXCHANGE,
             "messaging.rabbitmq.destination.routing_key": WORK_ROUTING_KEY,
             "erp.request_id": body["requestId"],
         }
-        with tracer.start_as_current_span(
+        extra = call_attributes()
+        if extra:
+            attributes.update(extra)
+        # Started, not made current: nothing under a publish records a span, and the
+        # message headers get the span's context explicitly.
+        span = tracer.start_span(
             f"{EXCHANGE} publish", kind=SpanKind.PRODUCER, attributes=attributes
-        ):
-            message = json_message(body, headers=dict(inject_context({})))
+        )
+        try:
+            headers = dict(inject_context({}, trace.set_span_in_context(span)))
+            message = json_message(body, headers=headers)
             async with track_dependency("rabbitmq", "publish"):
                 await self.exchange.publish(
                     message, routing_key=WORK_ROUTING_KEY, mandatory=True, timeout=5
                 )
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, str(exc)[:200])
+            raise
+        finally:
+            span.end()
         AMQP_PUBLISHED.labels(WORK_ROUTING_KEY).inc()

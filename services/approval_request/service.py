@@ -15,7 +15,8 @@ from services.approval_request.metrics import APPROVALS_CREATED, COMPLETION, DEC
 from services.approval_request.outbox import stored_effects
 from services.approval_request.repository import ApprovalRepository, StoredWrite
 from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus
-from services.common import current_traceparent, extract_context
+from services.common import current_traceparent
+from services.common.telemetry import traceparent_context
 
 logger = logging.getLogger(__name__)
 MAX_DECISION_ATTEMPTS = 20
@@ -85,12 +86,25 @@ async def create(
     return stored
 
 
-def _creation_link(doc: dict[str, Any]) -> list[trace.Link]:
-    parent = doc.get("createdTraceparent")
-    if not parent:
-        return []
-    context = trace.get_current_span(extract_context({"traceparent": parent})).get_span_context()
-    return [trace.Link(context, {"erp.link": "created_by"})] if context.is_valid else []
+def _label_decision(doc: dict[str, Any], decision: Decision) -> None:
+    """The decision's request span (``POST /approvals/internal/result``) names the request,
+    step, approver and decision, and links to the trace that created the request, so one
+    can go from "approved by step 2" to "requested by"."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attributes(
+        {
+            "erp.request_id": decision.requestId,
+            "erp.step": decision.step,
+            "erp.employee_id": decision.approverId,
+            "erp.request_type": doc["requestType"],
+            "erp.decision": decision.status,
+        }
+    )
+    created = trace.get_current_span(traceparent_context(doc.get("createdTraceparent")))
+    if created.get_span_context().is_valid:
+        span.add_link(created.get_span_context(), {"erp.link": "created_by"})
 
 
 async def decide(
@@ -110,6 +124,7 @@ async def decide(
     if either moved on, and a refusal or a replay judged on it is judged again on the stored
     document."""
     doc = repository.recent(decision.requestId)
+    labelled = False
     for _ in range(MAX_DECISION_ATTEMPTS):
         from_store = doc is None
         if doc is None:
@@ -119,31 +134,25 @@ async def decide(
         outcome = workflow.decide(doc, decision)
         if not isinstance(outcome, workflow.Applied):
             if from_store:
+                if not labelled:
+                    _label_decision(doc, decision)
                 return outcome, None
             doc = None
             continue
         now = datetime.now(UTC)
-        attributes = {
-            "erp.request_id": decision.requestId,
-            "erp.step": decision.step,
-            "erp.employee_id": decision.approverId,
-            "erp.request_type": doc["requestType"],
-            "erp.decision": decision.status,
-        }
-        tracer = trace.get_tracer(__name__)
-        with tracer.start_as_current_span(
-            "approval decide", links=_creation_link(doc), attributes=attributes
-        ):
-            stored = await repository.apply(
-                request_id=decision.requestId,
-                version=doc["version"],
-                index=outcome.index,
-                changes=workflow.decision_changes(outcome, now),
-                effects=stored_effects(outcome.effects, now=now),
-                now=now,
-                document_id=doc.get("_id"),
-                relay_holds=relay_holds,
-            )
+        if not labelled:
+            _label_decision(doc, decision)
+            labelled = True
+        stored = await repository.apply(
+            request_id=decision.requestId,
+            version=doc["version"],
+            index=outcome.index,
+            changes=workflow.decision_changes(outcome, now),
+            effects=stored_effects(outcome.effects, now=now),
+            now=now,
+            document_id=doc.get("_id"),
+            relay_holds=relay_holds,
+        )
         if stored is None:
             repository.forget(decision.requestId)
             doc = None

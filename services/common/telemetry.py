@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
 )
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 _provider: TracerProvider | None = None
 # Probes, scrapes, and WebSocket connections: a connection's server span would last as long
@@ -103,9 +105,12 @@ def server_telemetry(tracer_provider: trace.TracerProvider | None = None) -> Tel
     }
 
 
-def inject_context(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Write the current W3C ``traceparent`` (and ``tracestate``) into ``carrier``."""
-    propagate.inject(carrier)
+def inject_context(
+    carrier: MutableMapping[str, str], ctx: context.Context | None = None
+) -> MutableMapping[str, str]:
+    """Write the W3C ``traceparent`` (and ``tracestate``) of ``ctx`` (the current context by
+    default) into ``carrier``, with the configured propagators."""
+    propagate.inject(carrier, context=ctx)
     return carrier
 
 
@@ -113,5 +118,41 @@ def extract_context(carrier: Mapping[str, object]) -> context.Context:
     return propagate.extract({k: str(v) for k, v in carrier.items() if v is not None})
 
 
+_W3C = TraceContextTextMapPropagator()
+
+
 def current_traceparent() -> str | None:
-    return inject_context({}).get("traceparent")
+    """The current span as a W3C ``traceparent`` value, for storing with what it caused (a
+    side effect in the outbox, a notification). Stored values are W3C whatever
+    ``OTEL_PROPAGATORS`` says, so they are written and read here, not by the propagators."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+        f"-{span_context.trace_flags:02x}"
+    )
+
+
+def traceparent_context(traceparent: str | None) -> context.Context:
+    """The context a stored ``traceparent`` names (an empty one when it is absent or bad)."""
+    if not traceparent:
+        return context.Context()
+    return _W3C.extract({"traceparent": traceparent}, context=context.Context())
+
+
+# Attributes for the spans of the outgoing calls (HTTP client, AMQP publish) made in a
+# context: how the outbox relay labels a delivery's own span with what it delivers, instead
+# of wrapping that one call in a span of its own.
+_CALL_ATTRIBUTES = context.create_key("erp.call_attributes")
+
+
+def with_call_attributes(
+    ctx: context.Context, attributes: Mapping[str, AttributeValue]
+) -> context.Context:
+    return context.set_value(_CALL_ATTRIBUTES, attributes, ctx)
+
+
+def call_attributes() -> Mapping[str, AttributeValue] | None:
+    value = context.get_value(_CALL_ATTRIBUTES)
+    return value if isinstance(value, Mapping) else None

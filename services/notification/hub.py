@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, TraceFlags
+from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from services.notification.metrics import (
@@ -209,10 +209,18 @@ class Subscription:
         }
         if delivery.request_id is not None:
             attributes["erp.request_id"] = delivery.request_id
-        with self._tracer.start_as_current_span(
+        # Started, not made current: a push records nothing under it.
+        span = self._tracer.start_span(
             "ws push", context=delivery.parent, kind=SpanKind.PRODUCER, attributes=attributes
-        ):
+        )
+        try:
             await self._connection.send_text(delivery.text)
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, str(exc)[:200])
+            raise
+        finally:
+            span.end()
         if live:
             PUSH_DURATION.observe(time.perf_counter() - delivery.published_at)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from opentelemetry import context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from services.common import http
 from services.common.errors import DependencyUnavailable
 from services.common.http import create_http_session, request_json
+from services.common.telemetry import traceparent_context, with_call_attributes
 
 
 @pytest.fixture
@@ -95,3 +97,27 @@ async def test_a_refused_connection_is_recorded_on_the_span_and_raised(
     assert span.attributes is not None
     assert span.attributes["error.type"] == "ClientConnectorError"
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_call_in_a_labelled_context_is_a_child_of_it_and_carries_its_labels(
+    peer: TestServer, exported: InMemorySpanExporter
+) -> None:
+    """How the outbox relay delivers: in the stored trace, its call's span labelled."""
+    stored = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    labels = {"erp.effect": "notify", "erp.attempt": 2}
+    token = context.attach(with_call_attributes(traceparent_context(stored), labels))
+    try:
+        await _call("POST", str(peer.make_url("/notify")), json={"employeeId": 7})
+    finally:
+        context.detach(token)
+    await _call("POST", str(peer.make_url("/notify")), json={"employeeId": 7})
+
+    labelled, plain = exported.get_finished_spans()
+    assert labelled.parent is not None
+    assert format(labelled.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(labelled.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert labelled.attributes is not None
+    assert (labelled.attributes["erp.effect"], labelled.attributes["erp.attempt"]) == ("notify", 2)
+    assert plain.parent is None
+    assert plain.attributes is not None
+    assert "erp.effect" not in plain.attributes

@@ -14,8 +14,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from services.common.telemetry import server_telemetry
+from services.common.telemetry import current_traceparent, server_telemetry, traceparent_context
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_SPAN_ID = "b7ad6b7169203331"
@@ -102,3 +103,24 @@ async def test_probes_and_socket_paths_are_not_traced(
 ) -> None:
     assert await _get(_app(exported), path) == 200
     assert exported.get_finished_spans() == ()
+
+
+def test_a_stored_traceparent_names_the_span_that_was_current() -> None:
+    provider = TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("decide") as span:
+        stored = current_traceparent()
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+    assert stored == carrier["traceparent"]  # the W3C header's own value
+    restored = trace.get_current_span(traceparent_context(stored)).get_span_context()
+    assert restored.trace_id == span.get_span_context().trace_id
+    assert restored.span_id == span.get_span_context().span_id
+
+
+@pytest.mark.parametrize("stored", [None, "", "00-not-a-traceparent-01"])
+def test_a_missing_or_bad_stored_traceparent_gives_no_parent(stored: str | None) -> None:
+    assert not trace.get_current_span(traceparent_context(stored)).get_span_context().is_valid
+
+
+def test_no_current_span_stores_no_traceparent() -> None:
+    assert current_traceparent() is None
