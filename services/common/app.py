@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from services.common.auth import AuthSettings, ServiceCredentials, TokenVerifier
 from services.common.errors import install_error_handlers
@@ -16,7 +17,20 @@ from services.common.logging import configure_logging
 from services.common.metrics import MetricsMiddleware
 from services.common.ops import router as ops_router
 from services.common.settings import ServiceSettings
-from services.common.telemetry import server_telemetry, setup_tracing, shutdown_tracing
+from services.common.telemetry import (
+    FASTAPI_TELEMETRY_OFF,
+    ServerSpans,
+    setup_tracing,
+    shutdown_tracing,
+)
+
+
+class ServiceApp(FastAPI):
+    """A service's app: FastAPI with a server span around every request (``ServerSpans``),
+    outside the error handling so that an unhandled error's log line is in the trace."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ServerSpans(super().build_middleware_stack())
 
 
 class Lifespan(Protocol):
@@ -56,12 +70,12 @@ def build_app(
         finally:
             shutdown_tracing()  # spans of the last requests still reach the collector
 
-    app = FastAPI(
+    app = ServiceApp(
         title=title,
         description=description,
         version="1.0.0",
         lifespan=lifespan_then_flush,
-        telemetry=server_telemetry(),
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(auth)
