@@ -37,13 +37,14 @@ class Lifespan(Protocol):
     def __call__(self, app: FastAPI) -> AbstractAsyncContextManager[Any]: ...
 
 
-def settle_garbage_collector(*, full_every: int) -> None:
+def settle_garbage_collector(*, young: int, full_every: int) -> None:
     """Once started: everything loaded so far (modules, schemas, routes) lives as long as the
-    process, so it leaves the collector's sight and a full collection no longer walks it; and
-    full collections come every ``full_every`` collections of the middle generation."""
+    process, so it leaves the collector's sight and a full collection no longer walks it; a
+    young collection comes after ``young`` net new container objects, and a full one every
+    ``full_every`` collections of the middle generation."""
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
+    _, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, full_every)
 
 
@@ -65,7 +66,10 @@ def build_app(
     async def lifespan_then_flush(app: FastAPI) -> AsyncIterator[Any]:
         try:
             async with lifespan(app) as state:
-                settle_garbage_collector(full_every=settings.gc_full_collection_every)
+                settle_garbage_collector(
+                    young=settings.gc_young_collection_threshold,
+                    full_every=settings.gc_full_collection_every,
+                )
                 yield state
         finally:
             shutdown_tracing()  # spans of the last requests still reach the collector

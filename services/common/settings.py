@@ -25,6 +25,10 @@ class ServiceSettings(BaseSettings):
     # collection stops the process for as long as it walks every long-lived object;
     # notification-service, holding thousands of sockets, waits longer between them.
     gc_full_collection_every: int = Field(default=10, ge=1, le=10_000)
+    # Net new container objects between two young collections (CPython's own 2,000). The
+    # default lets a traced service's span batches (~8,000 objects waiting for export)
+    # come and go without young collections walking and promoting them (docs D17).
+    gc_young_collection_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ServiceSettings:
