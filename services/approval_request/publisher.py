@@ -8,7 +8,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from services.approval_request.metrics import AMQP_PUBLISHED
@@ -20,7 +20,7 @@ from services.common.messaging import (
     declare_topology,
     json_message,
 )
-from services.common.telemetry import call_attributes
+from services.common.telemetry import call_attributes, ending
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -66,17 +66,11 @@ class WorkPublisher:
         span = tracer.start_span(
             f"{EXCHANGE} publish", kind=SpanKind.PRODUCER, attributes=attributes
         )
-        try:
+        with ending(span):
             headers = dict(inject_context({}, trace.set_span_in_context(span)))
             message = json_message(body, headers=headers)
             async with track_dependency("rabbitmq", "publish"):
                 await self.exchange.publish(
                     message, routing_key=WORK_ROUTING_KEY, mandatory=True, timeout=5
                 )
-        except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(StatusCode.ERROR, str(exc)[:200])
-            raise
-        finally:
-            span.end()
         AMQP_PUBLISHED.labels(WORK_ROUTING_KEY).inc()

@@ -7,7 +7,8 @@ are exported only when an exporter is configured, e.g. ``OTEL_EXPORTER_OTLP_ENDP
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
@@ -259,6 +260,20 @@ def traceparent_context(traceparent: str | None) -> context.Context:
     if not traceparent:
         return context.Context()
     return _W3C.extract({"traceparent": traceparent}, context=context.Context())
+
+
+@contextmanager
+def ending(span: trace.Span) -> Iterator[trace.Span]:
+    """Ends a span that was started, not made current; an exception on the way out marks
+    it failed (``error.type`` and an error status) and goes on."""
+    try:
+        yield span
+    except BaseException as exc:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(StatusCode.ERROR, str(exc)[:200])
+        raise
+    finally:
+        span.end()
 
 
 # Attributes for the spans of the outgoing calls (HTTP client, AMQP publish) made in a

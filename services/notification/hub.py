@@ -19,9 +19,10 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from services.common.telemetry import ending
 from services.notification.metrics import (
     DROPPED_CONNECTIONS,
     NOTIFICATIONS,
@@ -213,14 +214,8 @@ class Subscription:
         span = self._tracer.start_span(
             "ws push", context=delivery.parent, kind=SpanKind.PRODUCER, attributes=attributes
         )
-        try:
+        with ending(span):
             await self._connection.send_text(delivery.text)
-        except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(StatusCode.ERROR, str(exc)[:200])
-            raise
-        finally:
-            span.end()
         if live:
             PUSH_DURATION.observe(time.perf_counter() - delivery.published_at)
 

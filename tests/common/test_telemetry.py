@@ -24,6 +24,7 @@ from services.common.telemetry import (
     FASTAPI_TELEMETRY_OFF,
     ServerSpans,
     current_traceparent,
+    ending,
     traceparent_context,
 )
 
@@ -239,3 +240,20 @@ def test_a_missing_or_bad_stored_traceparent_gives_no_parent(stored: str | None)
 
 def test_no_current_span_stores_no_traceparent() -> None:
     assert current_traceparent() is None
+
+
+def test_ending_a_started_span_marks_a_failure_and_lets_it_through() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with ending(tracer.start_span("ws push")):
+        pass
+    with pytest.raises(ConnectionResetError), ending(tracer.start_span("ws push")):
+        raise ConnectionResetError("peer went away")
+
+    fine, failed = exporter.get_finished_spans()
+    assert fine.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "ConnectionResetError"
