@@ -147,9 +147,10 @@ def _span_name(method: str) -> str:
 class ServerSpans:
     """A SERVER span per HTTP request, named ``METHOD /route-template``, parented by the
     caller's context (``OTEL_PROPAGATORS``), with the stable HTTP semantic conventions:
-    the span FastAPI's own telemetry records (D12), at less than half its CPU (D16). It
-    wraps the whole app, error handling included, so the log line of an unhandled error
-    carries the request's trace id. Probes, scrapes and sockets stay untraced."""
+    the span FastAPI's own telemetry records (D12), for ~60 instead of ~95 us of CPU (D16).
+    It wraps the whole app, error handling included, so the log line of an unhandled error
+    carries the request's trace id. Probes, scrapes and sockets stay untraced. The query
+    string is recorded as sent (no service takes a secret in one)."""
 
     def __init__(self, app: ASGIApp, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.app = app
