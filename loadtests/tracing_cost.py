@@ -166,8 +166,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.tracing_cost")
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--users", type=int, default=32)
-    # Eight rounds (16 runs, ~17 minutes): on this shared 2-core VM single off/on pairs
-    # ranged from 3 to 21 % on the same code, so fewer runs cannot settle a 15 % budget.
+    # Eight rounds (16 runs, ~17 minutes): on this shared 2-core VM the off-on-on-off blocks
+    # of one code ranged from -2 to 19 %, so fewer runs cannot settle a 15 % budget.
     parser.add_argument("--rounds", type=int, default=8, help="each an off and an on run")
     parser.add_argument("--max-cost", type=float, default=15.0, help="percent of flows/s")
     args = parser.parse_args()
