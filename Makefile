@@ -1,6 +1,6 @@
 # The targets are exactly what CI runs (.ci/run calls `make test`).
 PY := .venv/bin/python
-ERP := $(PY) -m services.devstack
+ERP := $(PY) -m devstack
 
 .PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest
 

@@ -23,9 +23,9 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from contracts.support import PACTS, Provider, normalise, pact_path
+from devstack.apps import get_service, migrate, start_app, stop_process, wait_ready
 from services.common import create_http_session
 from services.common.auth import AuthSettings, ServiceCredentials, issue_token
-from services.devstack.apps import get_service, migrate, start_app, stop_process, wait_ready
 from tests.support.stack import MONGO_URL, free_port
 
 # The FFI otherwise reports usage over the network on every run.
@@ -87,7 +87,7 @@ def _drop_contract_databases() -> None:
 def contract_backing() -> Iterator[None]:
     """Backing services up (installed if missing) and this session's own empty databases,
     where provider states may create and delete freely."""
-    _sh(sys.executable, "-m", "services.devstack", "infra", "up")
+    _sh(sys.executable, "-m", "devstack", "infra", "up")
     _drop_contract_databases()
     # The erp user may only use databases granted to it; root (socket auth) grants this one.
     _sh(

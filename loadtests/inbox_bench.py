@@ -26,10 +26,10 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from devstack.apps import get_service, is_ready, start_app, stop_process, wait_ready
 from loadtests.auth import SERVICE, headers
 from loadtests.inbox_data import WaitingSource, fill
 from loadtests.procwatch import rss_bytes
-from services.devstack.apps import get_service, is_ready, start_app, stop_process, wait_ready
 
 MB = 1024 * 1024
 MONGO_URL = "mongodb://127.0.0.1:27017"

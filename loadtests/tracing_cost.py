@@ -20,9 +20,9 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from services.devstack import backing
-from services.devstack.apps import get_service, migrate, start_app, stop_process, wait_ready
-from services.devstack.process import sub_dir as process_dir
+from devstack import backing
+from devstack.apps import get_service, migrate, start_app, stop_process, wait_ready
+from devstack.process import sub_dir as process_dir
 
 PACKAGES = ("employee", "approval_request", "approval_processing", "notification")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from services.devstack.apps import migrate
+from devstack.apps import migrate
 from tests.support.auth import as_admin, as_service, as_user
 from tests.support.stack import MONGO_URL, MYSQL_URL, TEST_DB, Stack, free_port
 
@@ -36,7 +36,7 @@ def _drop_test_databases() -> None:
 @pytest.fixture(scope="session")
 def infra() -> Iterator[None]:
     """Backing services up (installed if missing) and this session's own empty databases."""
-    _sh(sys.executable, "-m", "services.devstack", "infra", "up", "--with-jaeger")
+    _sh(sys.executable, "-m", "devstack", "infra", "up", "--with-jaeger")
     _drop_test_databases()
     _sh(
         "mariadb",

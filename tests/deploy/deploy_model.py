@@ -20,7 +20,7 @@ from pydantic import SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from services.devstack.apps import APP_SERVICES, AppService
+from devstack.apps import APP_SERVICES, AppService
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_FILE = REPO / "stack.yml"

@@ -1,6 +1,6 @@
 """One service, one description: its name, port, health paths, image, command and
 environment agree between the code (settings classes, the ops router, the local stack's
-registry in services/devstack/apps.py), the Dockerfile, stack.yml and every Kubernetes
+registry in devstack/apps.py), the Dockerfile, stack.yml and every Kubernetes
 overlay, and every variable a service must have is set by both deployments.
 
 Which variables must be set (deploy_model.must_be_set): a setting with no default, or a
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devstack.apps import ALEMBIC_INI
 from services.common.ops import router as ops_router
-from services.devstack.apps import ALEMBIC_INI
 from tests.deploy.deploy_model import (
     APPS,
     CONTAINER_PORT,
@@ -109,7 +109,7 @@ def test_the_stack_healthcheck_probes_health_on_the_service_port(
 def test_the_gateway_publishes_each_service_on_its_local_port(
     swarm_stack: Model, rendered: Rendered
 ) -> None:
-    """The local port table (services/devstack/apps.py) holds in every deployment: the
+    """The local port table (devstack/apps.py) holds in every deployment: the
     gateway listens on a service's local port and passes it to <service>:8000."""
     config = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
     servers = re.findall(r"listen (\d+);(.*?)\n    }", config, re.S)

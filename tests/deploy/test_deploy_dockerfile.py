@@ -256,7 +256,7 @@ def test_the_build_context_holds_what_the_images_copy_and_nothing_local(dockerfi
         ".run/logs/x.log",
         "deploy/secrets/mysql_password",
         "tests/conftest.py",
-        "services/devstack/cli.py",
+        "devstack/cli.py",
         "services/common/__pycache__/x.pyc",
         ".git/config",
     ):

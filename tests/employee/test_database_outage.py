@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.devstack.apps import get_service, start_app, stop_process, wait_ready
+from devstack.apps import get_service, start_app, stop_process, wait_ready
 from tests.support.stack import TEST_DB, free_port
 from tests.support.tcp_proxy import TcpProxy
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.devstack import backing
-from services.devstack.process import read_pid
+from devstack import backing
+from devstack.process import read_pid
 from tests.support import factories
 from tests.support.pipeline import document, eventually, final_status, inbox, listening
 from tests.support.stack import Stack

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from services.devstack.apps import stop_process
+from devstack.apps import stop_process
 from services.notification.client import watch
 from tests.support.auth import as_service, token_for
 

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.devstack.apps import AppService, get_service, start_app, stop_process, wait_ready
+from devstack.apps import AppService, get_service, start_app, stop_process, wait_ready
 
 # One set of databases per test session (MySQL database, MongoDB database, RabbitMQ vhost),
 # so sessions running side by side never share state.

@@ -21,9 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from services.devstack.apps import stop_process
-from services.devstack.backing import JAEGER_MODULE
-from services.devstack.install import go_binary
+from devstack.apps import stop_process
+from devstack.backing import JAEGER_MODULE
+from devstack.install import go_binary
 from tests.support.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.devstack.apps import get_service, stop_process
+from devstack.apps import get_service, stop_process
 from tests.support import factories
 from tests.support.auth import as_admin, as_user, token_for
 from tests.support.stack import Stack, free_port

@@ -1,5 +1,5 @@
 """`erp`: start, stop and inspect the local stack (backing services and the
-app services as plain processes). Also `python -m services.devstack`."""
+app services as plain processes). Also `python -m devstack`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.devstack import apps, backing, process
-from services.devstack.apps import APP_SERVICES, AppService
+from devstack import apps, backing, process
+from devstack.apps import APP_SERVICES, AppService
 
 log = logging.getLogger("erp")
 

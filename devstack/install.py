@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services.devstack.process import sub_dir
+from devstack.process import sub_dir
 
 log = logging.getLogger(__name__)
 

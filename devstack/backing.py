@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.devstack.install import apt_install, go_binary
-from services.devstack.process import (
+from devstack.install import apt_install, go_binary
+from devstack.process import (
     HOST,
     REPO_ROOT,
     clear_pid,

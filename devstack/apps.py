@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services.devstack import process
-from services.devstack.process import HOST, REPO_ROOT
+from devstack import process
+from devstack.process import HOST, REPO_ROOT
 
 log = logging.getLogger(__name__)
 

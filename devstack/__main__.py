@@ -1,0 +1,5 @@
+"""`python -m devstack`: the `erp` command."""
+
+from devstack.cli import main
+
+raise SystemExit(main())
