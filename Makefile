@@ -7,8 +7,11 @@ ERP := $(PY) -m devstack
 venv:
 	@scripts/venv.sh
 
+# Installs and builds first (apt, Go: minutes on a new machine, with a progress line every
+# 30 s), then starts what the tests need under short start-up timeouts.
 infra: venv
-	$(ERP) infra up
+	$(ERP) install --with-jaeger --with-prometheus
+	$(ERP) infra up --with-jaeger
 
 up: venv
 	$(ERP) up

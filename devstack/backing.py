@@ -55,10 +55,12 @@ MARIADBD = Path("/usr/sbin/mariadbd")
 RABBITMQ_SERVER = Path("/usr/sbin/rabbitmq-server")
 RABBITMQ_PID_FILES = "/var/lib/rabbitmq/mnesia/*.pid"
 PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
 FERRETDB_MODULE = ("github.com/FerretDB/FerretDB", "v1.24.2")
 # Jaeger v2.13.0 is tagged v1.76.0 for Go: the module path has no /v2 suffix, so
 # its v2.x tags are not valid Go module versions.
-JAEGER_MODULE = ("github.com/jaegertracing/jaeger", "v1.76.0")
+JAEGER_MODULE = ("github.com/jaegertracing/jaeger", "v1.75.0")
+JAEGER_PACKAGE = "./cmd/jaeger"
 JAEGER_CONFIG = REPO_ROOT / "observability" / "jaeger" / "local.yaml"
 DEFAULT_PROMETHEUS_CONFIG = REPO_ROOT / "observability" / "prometheus" / "prometheus.yml"
 
@@ -92,8 +94,7 @@ def _daemon_pid(pid_files: str) -> int:
 
 def ensure_mariadb() -> None:
     if not port_open(MARIADB_PORT):
-        if not MARIADBD.exists() or not shutil.which("mariadb"):
-            apt_install("mariadb-server", "mariadb-client")
+        install_missing()
         run_dir = Path("/run/mysqld")
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(run_dir, "mysql", "mysql")
@@ -154,8 +155,7 @@ def _rabbitmq_env() -> dict[str, str]:
 def ensure_rabbitmq(timeout: float = 120) -> None:
     if port_open(RABBITMQ_PORT):
         return
-    if not RABBITMQ_SERVER.exists():
-        apt_install("rabbitmq-server")
+    install_missing()
     log.info("starting RabbitMQ on %s:%d", HOST, RABBITMQ_PORT)
     env = _rabbitmq_env()
     subprocess.run([str(RABBITMQ_SERVER), "-detached"], env=env, check=True)
@@ -213,7 +213,7 @@ def _stop_owned(name: str, expect: str) -> None:
 def _postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     if not found:
-        apt_install("postgresql")
+        install_missing()
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     return Path(found[-1]).parent
 
@@ -323,10 +323,7 @@ def ensure_ferretdb() -> None:
         ensure_postgres()
     if port_open(FERRETDB_PORT):
         return
-    version_txt = {"build/version/version.txt": f"{FERRETDB_MODULE[1]}\n"}
-    binary = go_binary(
-        *FERRETDB_MODULE, "./cmd/ferretdb", "ferretdb", probe=["--version"], extra_files=version_txt
-    )
+    binary = ferretdb_binary()
     data = sub_dir("ferretdb")
     if FERRETDB_HANDLER == "postgresql":
         storage = [
@@ -357,7 +354,7 @@ def stop_ferretdb() -> None:
 def ensure_jaeger() -> None:
     if port_open(JAEGER_OTLP_HTTP_PORT) and port_open(JAEGER_QUERY_PORT):
         return
-    binary = go_binary(*JAEGER_MODULE, "./cmd/jaeger", "jaeger", probe=["version"])
+    binary = jaeger_binary()
     log.info(
         "starting Jaeger (OTLP %s:%d, UI %s:%d)",
         HOST,
@@ -381,8 +378,7 @@ def ensure_prometheus(config: Path = DEFAULT_PROMETHEUS_CONFIG) -> None:
         return
     if not config.exists():
         raise FileNotFoundError(f"no Prometheus config at {config}")
-    if not PROMETHEUS.exists():
-        apt_install("prometheus")
+    install_missing(prometheus=True)
     log.info("starting Prometheus on %s:%d with %s", HOST, PROMETHEUS_PORT, config)
     _start_owned(
         "prometheus",
@@ -400,8 +396,45 @@ def stop_prometheus() -> None:
     _stop_owned("prometheus", "prometheus")
 
 
+def ferretdb_binary() -> Path:
+    version_txt = {"build/version/version.txt": f"{FERRETDB_MODULE[1]}\n"}
+    return go_binary(
+        *FERRETDB_MODULE, "./cmd/ferretdb", "ferretdb", probe=["--version"], extra_files=version_txt
+    )
+
+
+def jaeger_binary() -> Path:
+    return go_binary(*JAEGER_MODULE, JAEGER_PACKAGE, "jaeger", probe=["version"])
+
+
+def _missing_packages(*, prometheus: bool) -> list[str]:
+    """The Debian packages whose programs this machine lacks."""
+    wanted = {
+        "mariadb-server": MARIADBD.exists(),
+        "mariadb-client": shutil.which("mariadb") is not None,
+        "rabbitmq-server": RABBITMQ_SERVER.exists(),
+        "postgresql": bool(glob.glob("/usr/lib/postgresql/*/bin/postgres")),
+    }
+    if prometheus:
+        wanted["prometheus"] = PROMETHEUS.exists() and PROMTOOL.exists()
+    return [package for package, present in wanted.items() if not present]
+
+
+def install_missing(*, jaeger: bool = False, prometheus: bool = False) -> None:
+    """Install every missing Debian package in one apt-get call, then build the Go
+    binaries that are missing (FerretDB always, Jaeger when asked). Starts nothing."""
+    missing = _missing_packages(prometheus=prometheus)
+    if missing:
+        apt_install(*missing)
+    ferretdb_binary()
+    if jaeger:
+        jaeger_binary()
+
+
 def ensure_infra(*, jaeger: bool = False, prometheus: Path | None = None) -> None:
-    """Start the backing services the apps need, plus the optional ones asked for."""
+    """Start the backing services the apps need, plus the optional ones asked for,
+    installing what is missing first (under no start-up timeout)."""
+    install_missing(jaeger=jaeger, prometheus=prometheus is not None)
     ensure_mariadb()
     ensure_rabbitmq()
     ensure_ferretdb()

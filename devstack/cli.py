@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack import apps, backing, process
+from devstack import apps, backing, install, process
 from devstack.apps import APP_SERVICES, AppService
 
 log = logging.getLogger("erp")
@@ -50,8 +50,24 @@ def _prometheus_config(args: argparse.Namespace) -> Path | None:
     return args.prometheus_config if args.with_prometheus else None
 
 
+def _show_installed() -> None:
+    """One line a step that installed or built something in this run, for the record
+    (scripts/ci-cold.sh reads the `installed:` lines to split a cold run by phase)."""
+    for step in install.timings():
+        print(f"installed: {step.phase}: {step.what}: {step.seconds:.0f} s")
+
+
+def install_all(args: argparse.Namespace) -> int:
+    backing.install_missing(jaeger=args.with_jaeger, prometheus=args.with_prometheus)
+    _show_installed()
+    if not install.timings():
+        print("everything is installed already")
+    return 0
+
+
 def infra_up(args: argparse.Namespace) -> int:
     backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
+    _show_installed()
     _show_infra()
     return 0
 
@@ -106,6 +122,7 @@ def up(args: argparse.Namespace) -> int:
             apps.stop_process(popen)
             process.clear_pid(service.name)
             return 1
+    _show_installed()
     return status(args)
 
 
@@ -219,6 +236,16 @@ def token(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="erp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    install_parser = commands.add_parser(
+        "install",
+        help="install and build what the backing services need (apt, Go), starting nothing",
+    )
+    install_parser.add_argument("--with-jaeger", action="store_true", help="also build Jaeger")
+    install_parser.add_argument(
+        "--with-prometheus", action="store_true", help="also install Prometheus and promtool"
+    )
+    install_parser.set_defaults(handler=install_all)
 
     infra = commands.add_parser("infra", help="the backing services only")
     infra_commands = infra.add_subparsers(dest="infra_command", required=True)

@@ -36,6 +36,12 @@ def _drop_test_databases() -> None:
 @pytest.fixture(scope="session")
 def infra() -> Iterator[None]:
     """Backing services up (installed if missing) and this session's own empty databases."""
+    # Installing and building may take minutes on a new machine (`make infra` does it
+    # first); only starting is under the short timeout.
+    subprocess.run(
+        [sys.executable, "-m", "devstack", "install", "--with-jaeger", "--with-prometheus"],
+        check=True,
+    )
     _sh(sys.executable, "-m", "devstack", "infra", "up", "--with-jaeger")
     _drop_test_databases()
     _sh(

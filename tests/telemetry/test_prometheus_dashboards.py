@@ -25,6 +25,7 @@ import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from devstack import backing
 from devstack.apps import get_service, stop_process
 from tests.support import factories
 from tests.support.auth import as_admin, as_user, token_for
@@ -42,8 +43,9 @@ from tests.telemetry.observability_queries import (
     panel_queries,
 )
 
-PROMETHEUS = "/usr/bin/prometheus"
-PROMTOOL = "/usr/bin/promtool"
+# Installed by the `infra` fixture (`erp install --with-prometheus`).
+PROMETHEUS = str(backing.PROMETHEUS)
+PROMTOOL = str(backing.PROMTOOL)
 
 PACKAGE_OF_JOB = {
     get_service(package).name: package
@@ -292,6 +294,7 @@ async def sent_queries(prom: Prometheus) -> list[tuple[Query, str]]:
     return queries
 
 
+@pytest.mark.usefixtures("infra")
 def test_promtool_accepts_the_config_the_rules_and_their_unit_tests() -> None:
     for args in (
         ["check", "config", "prometheus.yml"],
