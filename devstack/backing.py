@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.install import apt_install, go_binary
+from devstack.install import apt_install, go_binary, machine_lock
 from devstack.process import (
     HOST,
     REPO_ROOT,
@@ -423,12 +423,13 @@ def _missing_packages(*, prometheus: bool) -> list[str]:
 def install_missing(*, jaeger: bool = False, prometheus: bool = False) -> None:
     """Install every missing Debian package in one apt-get call, then build the Go
     binaries that are missing (FerretDB always, Jaeger when asked). Starts nothing."""
-    missing = _missing_packages(prometheus=prometheus)
-    if missing:
-        apt_install(*missing)
-    ferretdb_binary()
-    if jaeger:
-        jaeger_binary()
+    with machine_lock():
+        missing = _missing_packages(prometheus=prometheus)
+        if missing:
+            apt_install(*missing)
+        ferretdb_binary()
+        if jaeger:
+            jaeger_binary()
 
 
 def ensure_infra(*, jaeger: bool = False, prometheus: Path | None = None) -> None:

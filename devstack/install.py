@@ -8,13 +8,15 @@ every 30 s that it is still at it, and is timed; `timings()` is the summary.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,26 @@ def _run_logged(
         )
     log.info("%s: %s done in %.0f s", phase, what, seconds)
     _timings.append(Step(phase, what, seconds))
+
+
+# One lock for the whole machine: apt and `$GOBIN` are shared by every checkout, and two
+# test sessions starting at once must not build the same binary side by side.
+INSTALL_LOCK = Path(os.environ.get("ERP_INSTALL_LOCK", "/tmp/erp-devstack-install.lock"))
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """Hold the machine-wide install lock, saying so while another installer has it."""
+    with INSTALL_LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another install on this machine (lock %s)", INSTALL_LOCK)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def apt_install(*packages: str) -> None:
