@@ -124,7 +124,11 @@ def apt_install(*packages: str) -> None:
 
 
 def gobin() -> Path:
-    return Path(os.environ.get("GOBIN") or Path.home() / "go" / "bin")
+    """Where `go install` would put binaries: `$GOBIN`, else `$GOPATH/bin`, else ~/go/bin."""
+    if os.environ.get("GOBIN"):
+        return Path(os.environ["GOBIN"])
+    gopath = os.environ.get("GOPATH", "").split(os.pathsep)[0]
+    return Path(gopath or Path.home() / "go") / "bin"
 
 
 def _go_env() -> dict[str, str]:
