@@ -95,7 +95,7 @@ class SocketsFirst:
         employee_id = _bounded_int(found[1], minimum=1)
         raw_after = websocket.query_params.get("after")
         after = None if raw_after is None else _bounded_int(raw_after, minimum=0)
-        token = websocket.query_params.get("token")
+        token, subprotocol = offered_token(websocket)
         if (
             employee_id is None
             or (raw_after is not None and after is None)
@@ -104,7 +104,9 @@ class SocketsFirst:
             DROPPED_CONNECTIONS.labels("invalid").inc()
             await websocket.close(1008, "employeeId and after must be ids, token a token")
             return
-        await notification_socket(websocket, employee_id, after=after, token=token)
+        await notification_socket(
+            websocket, employee_id, after=after, token=token, subprotocol=subprotocol
+        )
 
 
 def _bounded_int(text: str, *, minimum: int) -> int | None:
@@ -114,16 +116,40 @@ def _bounded_int(text: str, *, minimum: int) -> int | None:
     return value if minimum <= value <= MAX_ID else None
 
 
+def offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The bearer token a client offers and the subprotocol to answer with.
+
+    Browsers cannot set headers on a WebSocket, so besides ``Authorization: Bearer <token>``
+    (what other clients send) the token may come as the subprotocol pair ``bearer, <token>``
+    or, last and discouraged since URLs end up in logs, as ``?token=``. The header wins, then
+    the subprotocol. A client that offered the pair is answered ``bearer`` whichever token
+    is used, since a browser fails a handshake that selects none of its subprotocols."""
+    # The ASGI scope's parsed list: every server fills it, not every one keeps the header.
+    offered = [p.strip() for p in websocket.scope.get("subprotocols") or ()]
+    pair = len(offered) == 2 and offered[0].lower() == "bearer"
+    subprotocol = offered[0] if pair else None
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), subprotocol
+    if pair:
+        return offered[1], subprotocol
+    return websocket.query_params.get("token"), None
+
+
 async def notification_socket(
-    websocket: WebSocket, employee_id: int, *, after: int | None, token: str | None
+    websocket: WebSocket,
+    employee_id: int,
+    *,
+    after: int | None,
+    token: str | None,
+    subprotocol: str | None = None,
 ) -> None:
     """Push the employee's notifications: those after ``after`` from the backlog, then live.
-    Browsers cannot set headers on a WebSocket, so the token comes as ``?token=`` or as the
-    subprotocol pair ``bearer, <token>``; only that employee's own token is accepted."""
+    Only that employee's own token (see ``offered_token``) is accepted."""
     state = websocket.app.state
     hub: Hub = state.hub
     settings: NotificationSettings = state.settings
-    principal, subprotocol = await _authenticate(websocket, token)
+    principal = await _authenticate(websocket, token)
     if principal is None or principal.employee_id != employee_id:
         DROPPED_CONNECTIONS.labels("unauthorized").inc()
         await websocket.close(1008, "a valid token for this employee is required")
@@ -153,21 +179,14 @@ async def notification_socket(
         await hub.release(subscription)
 
 
-async def _authenticate(
-    websocket: WebSocket, token: str | None
-) -> tuple[Principal | None, str | None]:
-    subprotocol = None
-    # The ASGI scope's parsed list: every server fills it, not every one keeps the header.
-    offered = [p.strip() for p in websocket.scope.get("subprotocols") or ()]
-    if token is None and len(offered) == 2 and offered[0].lower() == "bearer":
-        subprotocol, token = offered[0], offered[1]
+async def _authenticate(websocket: WebSocket, token: str | None) -> Principal | None:
     if not token:
-        return None, None
+        return None
     verifier: TokenVerifier = websocket.app.state.token_verifier
     try:
-        return await verifier.verify(token), subprotocol
+        return await verifier.verify(token)
     except HTTPException:
-        return None, None
+        return None
 
 
 class _TokenBucket:

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.frames import Frame, Opcode
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from devstack.apps import stop_process
@@ -319,6 +320,76 @@ async def test_an_invalid_employee_id_or_after_is_refused_at_the_handshake(
 ) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(ws_url(base_url, path)):
+            pass
+
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_authorization_header_authenticates_the_socket(
+    base_url: str, http: httpx.AsyncClient
+) -> None:
+    employee = new_employee()
+    url = f"{base_url.replace('http://', 'ws://')}/ws/{employee}"
+    headers = {"Authorization": f"Bearer {token_for(employee)}"}
+    async with connect(url, additional_headers=headers) as websocket:
+        await notify(http, employee, title="by header")
+
+        assert (await next_message(websocket))["title"] == "by header"
+
+
+async def test_the_header_wins_over_the_subprotocol_and_the_query(base_url: str) -> None:
+    employee = new_employee()
+    url = f"{base_url.replace('http://', 'ws://')}/ws/{employee}"
+    own, other = token_for(employee), token_for(employee + 1000)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            f"{url}?token={own}",
+            additional_headers={"Authorization": f"Bearer {other}"},
+            subprotocols=[Subprotocol("bearer"), Subprotocol(own)],
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+    async with connect(
+        f"{url}?token={other}",
+        additional_headers={"Authorization": f"Bearer {own}"},
+        subprotocols=[Subprotocol("bearer"), Subprotocol(other)],
+    ) as websocket:
+        # A browser fails a handshake that selects none of the subprotocols it offered.
+        assert websocket.subprotocol == "bearer"
+
+
+async def test_the_subprotocol_wins_over_the_query(base_url: str) -> None:
+    employee = new_employee()
+    url = f"{base_url.replace('http://', 'ws://')}/ws/{employee}"
+    own, other = token_for(employee), token_for(employee + 1000)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            f"{url}?token={own}", subprotocols=[Subprotocol("bearer"), Subprotocol(other)]
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": "Bearer "}, {"Authorization": "Bearer garbage"}, {"Authorization": "x"}],
+)
+async def test_a_missing_or_invalid_header_token_is_refused_at_the_handshake(
+    base_url: str, headers: dict[str, str]
+) -> None:
+    url = f"{base_url.replace('http://', 'ws://')}/ws/{new_employee()}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=headers):
+            pass
+
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_oversized_header_token_is_refused_at_the_handshake(base_url: str) -> None:
+    url = f"{base_url.replace('http://', 'ws://')}/ws/{new_employee()}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers={"Authorization": "Bearer " + "a" * 5000}):
             pass
 
     assert refused.value.response.status_code == 403
