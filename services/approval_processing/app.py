@@ -42,7 +42,6 @@ class Runtime:
         self.settings: ApprovalProcessingSettings = app.state.settings
         self.inbox: Inbox = app.state.inbox
         self.connection: AbstractRobustConnection | None = None
-        self.rebuilt = False
         self.consuming = False
 
     async def rebuild(self) -> None:
@@ -69,7 +68,7 @@ class Runtime:
                     after = page[-1]["requestId"]
         elapsed = time.perf_counter() - started
         INBOX_REBUILD_SECONDS.set(elapsed)
-        self.rebuilt = True
+        self.inbox.rebuilt = True
         logger.info("inbox rebuilt: %d items in %.2fs", count, elapsed)
 
     async def consume(self) -> None:
@@ -97,7 +96,7 @@ class Runtime:
             raise ConnectionError("not consuming from RabbitMQ")
 
     async def check_inbox(self) -> None:
-        if not self.rebuilt:
+        if not self.inbox.rebuilt:
             raise RuntimeError("inbox rebuild from approval-request-service not finished")
 
 

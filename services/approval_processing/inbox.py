@@ -35,6 +35,9 @@ class Inbox:
         self._decided: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._remember = remembered_decisions
         self._in_flight: set[tuple[int, int]] = set()
+        # Until the rebuild from the source of truth has finished, an inbox may lack items
+        # that are waiting: it is not answered from (the API says 503) rather than shown part.
+        self.rebuilt = False
 
     def __len__(self) -> int:
         return len(self._by_request)

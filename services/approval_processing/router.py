@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
-from services.approval_processing.clients import submit_decision
+from services.approval_processing.clients import REQUESTS, submit_decision
 from services.approval_processing.inbox import Inbox
 from services.approval_processing.metrics import DECISIONS_SUBMITTED
 from services.common import DependencyUnavailable
@@ -17,6 +17,9 @@ from services.common.limits import PathId
 router = APIRouter(prefix="/process", tags=["processing"])
 
 NO_ITEM = "No pending approval found for this approver"
+REBUILDING = (
+    "Inboxes are being rebuilt from approval-request-service after a start; try again shortly"
+)
 STATUS_OF = {"approve": "approved", "reject": "rejected"}
 
 
@@ -37,7 +40,11 @@ class ActionIn(BaseModel):
 
 
 async def _inbox(request: Request) -> Inbox:
+    """The inbox, once rebuilt: until then it may lack waiting items, and a decision on one
+    it lacks would be a wrong 404, so the caller is told to come back (503, Retry-After)."""
     inbox: Inbox = request.app.state.inbox
+    if not inbox.rebuilt:
+        raise DependencyUnavailable(REQUESTS, detail=REBUILDING)
     return inbox
 
 
@@ -50,7 +57,7 @@ def _only_the_approver(principal: Principal, approver_id: int) -> None:
         raise HTTPException(403, "Only the approver may read or decide their inbox")
 
 
-@router.get("/{approver_id}", response_model=list[WorkItemOut])
+@router.get("/{approver_id}", response_model=list[WorkItemOut], responses={503: {}})
 async def list_inbox(
     principal: CurrentPrincipal, approver_id: EmployeeId, inbox: InboxDep
 ) -> list[dict[str, Any]]:
@@ -59,7 +66,9 @@ async def list_inbox(
 
 
 @router.post(
-    "/{approver_id}/{request_id}", response_model=WorkItemOut, responses={404: {}, 409: {}, 502: {}}
+    "/{approver_id}/{request_id}",
+    response_model=WorkItemOut,
+    responses={404: {}, 409: {}, 502: {}, 503: {}},
 )
 async def decide(
     principal: CurrentPrincipal,
