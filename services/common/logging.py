@@ -1,4 +1,5 @@
-"""JSON-lines logging; every record carries the current ``trace_id`` and ``span_id``."""
+"""JSON-lines logging; every record carries the current ``trace_id`` and ``span_id``, and no
+record carries a credential (uvicorn, for one, logs each socket's URL with its query)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
+
+from services.common.redaction import redact
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -39,7 +42,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
