@@ -5,9 +5,7 @@ pass, and the internal paths and /metrics never reach a service, however spelt."
 from __future__ import annotations
 
 import http.client
-import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_model import APPS, REPO
-
-CONFIG = REPO / "deploy" / "gateway" / "nginx.conf"
+from tests.deploy.deploy_model import APPS
+from tests.deploy.gateway import gateway_config, start_gateway
 
 
 def free_port() -> int:
@@ -53,71 +50,47 @@ class StandIn(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    tools: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, int]]:
+def gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nginx's prefix: its config, temporary files, access.log and error.log."""
+    return tmp_path_factory.mktemp("gateway")
+
+
+@pytest.fixture(scope="module")
+def gateway(tools: dict[str, Path], gateway_dir: Path) -> Iterator[dict[str, int]]:
     """nginx with the gateway config, its upstreams pointed at local stand-ins and its
     ports moved to free ones: {'employee-service': port, ..., 'health': port}."""
     servers = []
-    config = CONFIG.read_text()
+    upstreams = {}
     for name in APPS:
         handler = type(f"StandIn_{name}", (StandIn,), {"service": name})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        config = config.replace(f"server {name}:8000;", f"server 127.0.0.1:{server.server_port};")
+        upstreams[name] = server.server_port
     ports = {name: free_port() for name in [*APPS, "health"]}
-    for name, service in APPS.items():
-        config = config.replace(f"listen {service.port};", f"listen 127.0.0.1:{ports[name]};")
-    config = config.replace("listen 8080;", f"listen 127.0.0.1:{ports['health']};")
-    work = tmp_path_factory.mktemp("gateway")
-    config = config.replace("/tmp/", f"{work}/")
-    assert not re.search(r"server [a-z-]+:8000;|listen \d+;", config), "every address rewritten"
-    (work / "nginx.conf").write_text(config)
-    nginx = subprocess.Popen(
-        [
-            str(tools["nginx"]),
-            "-e",
-            "stderr",
-            "-p",
-            str(work),
-            "-c",
-            str(work / "nginx.conf"),
-            "-g",
-            "daemon off;",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    config = gateway_config(upstreams, ports, gateway_dir)
     try:
-        deadline = time.monotonic() + 20
-        while not _answers(ports["health"]):
-            if nginx.poll() is not None:
-                pytest.fail(f"nginx refused the gateway config: {nginx.stderr.read().decode()}")  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.1)
-        yield ports
+        nginx = start_gateway(tools["nginx"], config, gateway_dir, ports["health"])
+        try:
+            yield ports
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
     finally:
-        nginx.terminate()
-        nginx.wait(10)
         for server in servers:
             server.shutdown()
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def request(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+def request(
+    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     """Sends `path` exactly as written (no client-side normalisation)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
         connection.putheader("Content-Length", "0")
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
         return response.status, response.read().decode()
@@ -199,3 +172,33 @@ def test_websockets_pass_through_the_notification_port(gateway: dict[str, int]) 
 def test_the_gateway_answers_its_own_health_check(gateway: dict[str, int]) -> None:
     assert request(gateway["health"], "/healthz") == (200, "ok\n")
     assert request(gateway["health"], "/employees")[0] == 404
+
+
+SECRET = "s3cr3t-t0k3n-value"
+
+
+def test_the_access_log_carries_no_credential(gateway: dict[str, int], gateway_dir: Path) -> None:
+    port = gateway["notification-service"]
+    sent = [
+        (f"/ws/1?token={SECRET}", {}),
+        (f"/ws/1?after=3&token={SECRET}", {}),
+        (f"/docs?access_token={SECRET}", {}),
+        (f"/docs?%74oken={SECRET}", {}),
+        ("/docs", {"Authorization": f"Bearer {SECRET}"}),
+        ("/docs", {"Sec-WebSocket-Protocol": f"bearer, {SECRET}"}),
+        ("/docs", {"Referer": f"https://erp.example/inbox?token={SECRET}"}),
+        ("/docs?after=3", {}),
+    ]
+    log = gateway_dir / "access.log"
+    logged_before = log.stat().st_size
+    for path, headers in sent:
+        assert request(port, path, headers=headers)[0] == 200, path
+    deadline = time.monotonic() + 10
+    while (lines := log.read_bytes()[logged_before:].decode()).count("\n") < len(sent):
+        assert time.monotonic() < deadline, f"nginx logged fewer requests:\n{lines}"
+        time.sleep(0.05)
+
+    assert SECRET not in lines
+    assert '"GET /ws/1?REDACTED HTTP/1.1" 200' in lines
+    assert '"GET /docs?after=3 HTTP/1.1" 200' in lines
+    assert '"https://erp.example/inbox?REDACTED"' in lines

@@ -1,0 +1,77 @@
+"""Runs the gateway's real nginx configuration (deploy/gateway/nginx.conf) on loopback: its
+upstreams and ports moved to given ones, its temporary files under a work directory."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.deploy.deploy_model import APPS, REPO
+
+CONFIG = REPO / "deploy" / "gateway" / "nginx.conf"
+FOREGROUND = ("-g", "daemon off;")
+
+
+def find_nginx() -> Path:
+    """The system's nginx, else Debian's unpacked by scripts/deploy-tools.sh (run if needed)."""
+    found = shutil.which("nginx")
+    unpacked = REPO / ".run" / "deploy-tools" / "nginx" / "usr" / "sbin" / "nginx"
+    if found is None and not unpacked.exists():
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "deploy-tools.sh")],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
+    return Path(found) if found else unpacked
+
+
+def gateway_config(upstreams: dict[str, int], ports: dict[str, int], work: Path) -> str:
+    """The gateway config with each service's upstream at 127.0.0.1:``upstreams[name]``, its
+    public port at ``ports[name]`` and the health port at ``ports['health']``."""
+    config = CONFIG.read_text()
+    for name, port in upstreams.items():
+        config = config.replace(f"server {name}:8000;", f"server 127.0.0.1:{port};")
+    for name, service in APPS.items():
+        config = config.replace(f"listen {service.port};", f"listen 127.0.0.1:{ports[name]};")
+    config = config.replace("listen 8080;", f"listen 127.0.0.1:{ports['health']};")
+    config = config.replace("/tmp/", f"{work}/")
+    assert not re.search(r"server [a-z-]+:8000;|listen \d+;", config), "every address rewritten"
+    return config
+
+
+def start_gateway(
+    nginx: Path, config: str, work: Path, health_port: int
+) -> subprocess.Popen[bytes]:
+    """nginx in the foreground with ``config``, once its health port answers. Its access log
+    (the config's stdout) goes to ``work/access.log``, its error log to ``work/error.log``."""
+    (work / "nginx.conf").write_text(config)
+    with (work / "access.log").open("ab") as access, (work / "error.log").open("ab") as errors:
+        nginx_proc = subprocess.Popen(
+            [str(nginx), "-e", "stderr", "-p", str(work), "-c", f"{work}/nginx.conf", *FOREGROUND],
+            stdout=access,
+            stderr=errors,
+        )
+    deadline = time.monotonic() + 20
+    while not _answers(health_port):
+        if nginx_proc.poll() is not None:
+            errors_text = (work / "error.log").read_text()
+            raise AssertionError(f"nginx refused the gateway config: {errors_text}")
+        if time.monotonic() > deadline:
+            nginx_proc.terminate()
+            nginx_proc.wait(10)
+            raise AssertionError("nginx did not start")
+        time.sleep(0.1)
+    return nginx_proc
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
