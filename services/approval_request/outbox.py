@@ -143,7 +143,7 @@ class OutboxRelay:
         while doc is not None:
             held = self._holding[request_id] = _Held()
             try:
-                await self._deliver_rounds(request_id, doc, held)
+                await self._deliver_rounds(request_id, doc, held, owner=doc["relayLeaseOwner"])
             finally:
                 # Only ours: after a lease that ran out, another drain may hold it now.
                 if self._holding.get(request_id) is held:
@@ -153,8 +153,13 @@ class OutboxRelay:
             # Effects were stored just as the lease was given back: take it again.
             doc = await self.repository.claim(request_id=request_id, now=datetime.now(UTC))
 
-    async def _deliver_rounds(self, request_id: int, doc: Record | None, held: _Held) -> None:
-        """Deliver what is due, round after round, until a round gives the lease back.
+    async def _deliver_rounds(
+        self, request_id: int, doc: Record | None, held: _Held, *, owner: str
+    ) -> None:
+        """Deliver what is due, round after round, until a round gives the lease back, or
+        until a write finds that the lease taken as ``owner`` ran out and another relay took
+        it (that relay delivers what is left; what this one did is delivered again: at least
+        once, as always).
 
         A write of this process that stores effects meanwhile hands its document over
         (``kick``): the next round starts from it, and what earlier rounds did is recorded
@@ -190,7 +195,7 @@ class OutboxRelay:
                     ]
                     release = (doc.get("outboxVersion", 0), min(later, default=FAR_FUTURE))
                     if await self.repository.settle(
-                        request_id=request_id, release=release, **vars(done)
+                        request_id=request_id, owner=owner, release=release, **vars(done)
                     ):
                         return
                     if (newer := self._newer(held, doc)) is not None:
@@ -200,7 +205,7 @@ class OutboxRelay:
             # record what was done and go again on the document as written.
             held.stored_meanwhile, held.newer = False, None
             doc = await self.repository.record_round(
-                request_id=request_id, now=datetime.now(UTC), **vars(done)
+                request_id=request_id, owner=owner, now=datetime.now(UTC), **vars(done)
             )
             done = _Round([], {}, {})
 

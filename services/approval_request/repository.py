@@ -11,6 +11,11 @@ process already holds the lease, the write hands the document to that relay inst
 documents with effects still to deliver: the relay's poller finds them by that equality
 (the local server pushes nothing else down to an index, docs/decisions.md D10).
 
+Every taking of the lease stores a fresh ``relayLeaseOwner`` token with it, and the relay's
+own writes (``record_round``, ``settle``) name that token: a relay whose lease ran out while
+it delivered, and that another relay has taken since, can neither renew nor give back the
+new holder's lease, nor count its deliveries down a second time.
+
 On MongoDB those conditional updates are atomic, so any number of replicas may write. The
 local MongoDB-compatible server (FerretDB 1.24) is not: it runs an update as a query
 followed by a rewrite of the whole document, so two concurrent updates of one document can
@@ -28,6 +33,7 @@ with every document) one bucket and one open status at a time."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +103,11 @@ WAITING_ROUND_MAX = 8
 # In ``counters``: every approval document carries ``idBucket`` (one-time backfill done).
 ID_BUCKET_MARKER = {"_id": "schema:idBucket"}
 BACKFILL_AT_ONCE = 16
+
+
+def lease_owner() -> str:
+    """A token naming one taking of the relay lease (see the module docstring)."""
+    return uuid.uuid4().hex
 
 
 class BackfillUnderWay(Exception):
@@ -245,6 +256,7 @@ class ApprovalRepository:
                 "outboxOpen": bool(effects),
                 "effectsDueAt": now if effects else FAR_FUTURE,
                 "relayLeaseUntil": now + self.relay_lease if effects else NEVER,
+                "relayLeaseOwner": lease_owner() if effects else None,
             }
             try:
                 await self.approvals.insert_one(doc)
@@ -362,7 +374,14 @@ class ApprovalRepository:
             if effects and not held_here:
                 leased = await self.approvals.find_one_and_update(
                     {**query, "relayLeaseUntil": {"$lt": now}},
-                    {**update, "$set": {**sets, "relayLeaseUntil": now + self.relay_lease}},
+                    {
+                        **update,
+                        "$set": {
+                            **sets,
+                            "relayLeaseUntil": now + self.relay_lease,
+                            "relayLeaseOwner": lease_owner(),
+                        },
+                    },
                     return_document=ReturnDocument.AFTER,
                 )
                 if leased is not None:
@@ -388,12 +407,18 @@ class ApprovalRepository:
         return await self.approvals.count_documents({"outboxOpen": True})
 
     async def claim(self, *, request_id: int, now: datetime) -> Document | None:
-        """Take the relay lease on one document so one relay at a time delivers its outbox.
+        """Take the relay lease on one document so one relay at a time delivers its outbox;
+        the document handed back names the taking (``relayLeaseOwner``).
         (No projection: FerretDB's findAndModify does not support one.)"""
         async with self._lock(request_id):
             return await self.approvals.find_one_and_update(
                 {"requestId": request_id, "relayLeaseUntil": {"$lt": now}},
-                {"$set": {"relayLeaseUntil": now + self.relay_lease}},
+                {
+                    "$set": {
+                        "relayLeaseUntil": now + self.relay_lease,
+                        "relayLeaseOwner": lease_owner(),
+                    }
+                },
                 return_document=ReturnDocument.AFTER,
             )
 
@@ -401,14 +426,16 @@ class ApprovalRepository:
         self,
         *,
         request_id: int,
+        owner: str,
         delivered: Sequence[str],
         retries: Mapping[str, Document],
         follow_ups: Mapping[str, Document],
         release: tuple[int, datetime],
     ) -> bool:
         """Record a delivery round and give the lease back, ``release=(outbox_version,
-        next_due)``, but only if no effect was added since that version (else nothing is
-        written: the caller records the round with ``record_round`` and goes again)."""
+        next_due)``, but only if ``owner`` still holds it and no effect was added since that
+        version (else nothing is written: the caller records the round with
+        ``record_round`` and goes again)."""
         version, next_due = release
         update = self._round(
             delivered,
@@ -420,7 +447,7 @@ class ApprovalRepository:
                 "outboxOpen": next_due != FAR_FUTURE,
             },
         )
-        query = {"requestId": request_id, "outboxVersion": version}
+        query = {"requestId": request_id, "outboxVersion": version, "relayLeaseOwner": owner}
         async with self._lock(request_id):
             result = await self.approvals.update_one(query, update)
         return result.matched_count == 1
@@ -429,6 +456,7 @@ class ApprovalRepository:
         self,
         *,
         request_id: int,
+        owner: str,
         delivered: Sequence[str],
         retries: Mapping[str, Document],
         follow_ups: Mapping[str, Document],
@@ -437,13 +465,15 @@ class ApprovalRepository:
         """Record a delivery round, keeping the lease (renewed from ``now``: a document with
         effects coming one after another can keep a relay busy for longer than one lease),
         and hand back the document as written for the next round (one command: the relay
-        needs both)."""
+        needs both). ``None``, and nothing written, when ``owner`` no longer holds it."""
         update = self._round(
             delivered, retries, follow_ups, {"relayLeaseUntil": now + self.relay_lease}
         )
         async with self._lock(request_id):
             return await self.approvals.find_one_and_update(
-                {"requestId": request_id}, update, return_document=ReturnDocument.AFTER
+                {"requestId": request_id, "relayLeaseOwner": owner},
+                update,
+                return_document=ReturnDocument.AFTER,
             )
 
     @staticmethod

@@ -180,9 +180,9 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
 
     relay = relay_for(repository, {"handoff": deliver, "notify": deliver})
     await relay.drain(request_id, leased=leased)
-    await asyncio.sleep(0.2)  # a claim the kick had started would have been sent by now
 
     assert delivered == [{}, {"n": 1}]
+    assert not relay._tasks  # the kick started no drain of its own: no claim will follow
     # The decision's write, which hands the document over instead of trying for the lease,
     # and one write recording both rounds as it gives the lease back: no claim, no read.
     assert counted.commands.names == ["findAndModify", "update"]
@@ -259,8 +259,9 @@ async def test_a_recorded_round_renews_the_lease_it_keeps(repository: ApprovalRe
     request_id = await create(repository, created)
     later = created + LEASE / 2
 
+    owner = await lease_owner_of(repository, request_id)
     doc = await repository.record_round(
-        request_id=request_id, delivered=[], retries={}, follow_ups={}, now=later
+        request_id=request_id, owner=owner, delivered=[], retries={}, follow_ups={}, now=later
     )
 
     assert doc is not None
@@ -286,3 +287,94 @@ async def test_documents_from_before_the_flag_are_marked_once_at_start(
     await repository.ensure_indexes()
 
     assert await repository.count_open_outboxes() == 1
+
+
+async def lease_owner_of(repository: ApprovalRepository, request_id: int) -> str:
+    doc = await repository.approvals.find_one({"requestId": request_id})
+    assert doc is not None
+    return str(doc["relayLeaseOwner"])
+
+
+async def lease_runs_out(repository: ApprovalRepository, request_id: int) -> None:
+    """Until the poller of any replica would find ``request_id`` free to claim."""
+    deadline = datetime.now(UTC) + repository.relay_lease * 10
+    while request_id not in await repository.due_for_delivery(now=datetime.now(UTC), limit=10):
+        assert datetime.now(UTC) < deadline, "the lease never ran out"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def replicas(counted: CountedDatabase) -> tuple[ApprovalRepository, ApprovalRepository]:
+    """Two replicas' repositories over one database, with a lease short enough to lapse."""
+    short = timedelta(seconds=0.5)
+    first = ApprovalRepository(counted.database, relay_lease=short)
+    await first.ensure_indexes()
+    return first, ApprovalRepository(counted.database, relay_lease=short)
+
+
+async def test_a_relay_whose_lease_lapsed_does_not_count_down_what_its_successor_settled(
+    replicas: tuple[ApprovalRepository, ApprovalRepository],
+) -> None:
+    first, second = replicas
+    _, request_id, leased = await created_with_lease(first)
+    delivered: list[str] = []
+
+    async def slow_handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        # The first relay is still delivering when its lease runs out; the second replica's
+        # relay claims the document and delivers and settles it meanwhile.
+        if not delivered:
+            delivered.append("first")
+            await lease_runs_out(first, request_id)
+            await relay_for(second, {"handoff": quick_handoff}).drain(request_id)
+        return []
+
+    async def quick_handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        delivered.append("second")
+        return []
+
+    await relay_for(first, {"handoff": slow_handoff}).drain(request_id, leased=leased)
+
+    assert delivered == ["first", "second"]
+    doc = await first.approvals.find_one({"requestId": request_id})
+    assert doc is not None
+    assert (doc["outbox"], doc["pendingEffects"], doc["outboxOpen"]) == ({}, 0, False)
+    assert doc["relayLeaseUntil"] == NEVER  # the late relay did not take it again
+
+
+async def test_a_relay_whose_lease_lapsed_neither_renews_nor_releases_its_successors_lease(
+    replicas: tuple[ApprovalRepository, ApprovalRepository],
+) -> None:
+    first, second = replicas
+    _, request_id, leased = await created_with_lease(first)
+    taken: list[dict[str, Any]] = []
+
+    async def slow_handoff(payload: dict[str, Any], doc: dict[str, Any]) -> list[Effect]:
+        await lease_runs_out(first, request_id)
+        claimed = await second.claim(request_id=request_id, now=datetime.now(UTC))
+        assert claimed is not None
+        taken.append(claimed)  # ... and the second replica is still delivering it
+        return [Effect("notify", {"n": 1})]  # a follow-up: the first relay records a round
+
+    await relay_for(first, {"handoff": slow_handoff}).drain(request_id, leased=leased)
+
+    doc = await first.approvals.find_one({"requestId": request_id})
+    assert doc is not None
+    assert doc["relayLeaseUntil"] == taken[0]["relayLeaseUntil"]
+    assert doc["outbox"] == taken[0]["outbox"]  # the successor delivers it, once
+    assert (doc["pendingEffects"], doc["outboxVersion"]) == (1, taken[0]["outboxVersion"])
+    assert doc["relayLeaseOwner"] == taken[0]["relayLeaseOwner"] != leased["relayLeaseOwner"]
+
+
+async def test_every_taking_of_the_lease_names_a_new_owner(repository: ApprovalRepository) -> None:
+    created = datetime.now(UTC)
+    request_id = await create(repository, created)
+    at_creation = await lease_owner_of(repository, request_id)
+
+    by_decision = await approve_step_1(repository, request_id, created + LEASE * 2)
+    assert by_decision is not None
+    assert by_decision.leased is not None
+    claimed = await repository.claim(request_id=request_id, now=created + LEASE * 4)
+    assert claimed is not None
+
+    owners = {at_creation, by_decision.leased["relayLeaseOwner"], claimed["relayLeaseOwner"]}
+    assert len(owners) == 3
