@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack import apps, backing, install, process
+from devstack import apps, backing, demo, install, process
 from devstack.apps import APP_SERVICES, AppService
 
 log = logging.getLogger("erp")
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch_parser.add_argument("--after", type=int, default=None, help="replay ids after this")
     watch_parser.add_argument("--url", default=apps.get_service("notification").url)
     watch_parser.set_defaults(handler=watch)
+
+    demo.add_parser(commands, lambda package: apps.get_service(package).url)
 
     logs_parser = commands.add_parser("logs", help="print a service's log path and tail it")
     logs_parser.add_argument(

@@ -10,27 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
-from devstack.apps import migrate
 from tests.support.auth import as_admin, as_service, as_user
-from tests.support.stack import MONGO_URL, MYSQL_URL, TEST_DB, Stack, free_port
+from tests.support.stack import TEST_DB, Stack, create_databases, drop_databases, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("notification", "employee", "approval_request", "approval_processing")
-
-
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=120)
-
-
-def _drop_test_databases() -> None:
-    _sh("mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {TEST_DB}")
-    with MongoClient(MONGO_URL) as mongo:
-        mongo.drop_database(TEST_DB)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "delete_vhost", TEST_DB], capture_output=True, check=False, timeout=60
-    )
 
 
 @pytest.fixture(scope="session")
@@ -42,21 +27,15 @@ def infra() -> Iterator[None]:
         [sys.executable, "-m", "devstack", "install", "--with-jaeger", "--with-prometheus"],
         check=True,
     )
-    _sh(sys.executable, "-m", "devstack", "infra", "up", "--with-jaeger")
-    _drop_test_databases()
-    _sh(
-        "mariadb",
-        "-uroot",
-        "-e",
-        f"CREATE DATABASE {TEST_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
-        f"GRANT ALL ON {TEST_DB}.* TO 'erp'@'127.0.0.1'; "
-        f"GRANT ALL ON {TEST_DB}.* TO 'erp'@'localhost'",
+    subprocess.run(
+        [sys.executable, "-m", "devstack", "infra", "up", "--with-jaeger"],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
-    migrate(MYSQL_URL)
-    _sh("rabbitmqctl", "-q", "add_vhost", TEST_DB)
-    _sh("rabbitmqctl", "-q", "set_permissions", "-p", TEST_DB, "guest", ".*", ".*", ".*")
+    create_databases(TEST_DB)
     yield
-    _drop_test_databases()
+    drop_databases(TEST_DB)
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,56 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.apps import AppService, get_service, start_app, stop_process, wait_ready
+from pymongo import MongoClient
+
+from devstack.apps import AppService, get_service, migrate, start_app, stop_process, wait_ready
 
 # One set of databases per test session (MySQL database, MongoDB database, RabbitMQ vhost),
 # so sessions running side by side never share state.
 TEST_DB = os.environ.get("ERP_TEST_DB") or f"erp_test_{os.getpid()}"
-MYSQL_URL = f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{TEST_DB}?charset=utf8mb4"
 MONGO_URL = "mongodb://127.0.0.1:27017"
-AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{TEST_DB}"
+
+
+def mysql_url(db: str) -> str:
+    return f"mysql+asyncmy://erp:erp@127.0.0.1:3306/{db}?charset=utf8mb4"
+
+
+def amqp_url(db: str) -> str:
+    return f"amqp://guest:guest@127.0.0.1:5672/{db}"
+
+
+MYSQL_URL = mysql_url(TEST_DB)
+AMQP_URL = amqp_url(TEST_DB)
+
+
+def _sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+
+def drop_databases(db: str) -> None:
+    """Remove one set of databases (MySQL database, MongoDB database, RabbitMQ vhost)."""
+    _sh("mariadb", "-uroot", "-e", f"DROP DATABASE IF EXISTS {db}")
+    with MongoClient(MONGO_URL) as mongo:
+        mongo.drop_database(db)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "delete_vhost", db], capture_output=True, check=False, timeout=60
+    )
+
+
+def create_databases(db: str) -> None:
+    """A fresh, empty, migrated set of databases named `db`."""
+    drop_databases(db)
+    _sh(
+        "mariadb",
+        "-uroot",
+        "-e",
+        f"CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+        f"GRANT ALL ON {db}.* TO 'erp'@'127.0.0.1'; "
+        f"GRANT ALL ON {db}.* TO 'erp'@'localhost'",
+    )
+    migrate(mysql_url(db))
+    _sh("rabbitmqctl", "-q", "add_vhost", db)
+    _sh("rabbitmqctl", "-q", "set_permissions", "-p", db, "guest", ".*", ".*", ".*")
 
 
 # Every test stack exports its traces to the local Jaeger (started by the infra fixture),
@@ -42,6 +84,7 @@ def free_port() -> int:
 class Stack:
     log_dir: Path
     ports: dict[str, int] = field(default_factory=dict)
+    db: str = TEST_DB  # the set of databases it runs on (create_databases)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -51,11 +94,11 @@ class Stack:
     def env_for(self, package: str) -> dict[str, str]:
         url = self.url
         env = {
-            "employee": {"EMPLOYEE_DATABASE_URL": MYSQL_URL},
+            "employee": {"EMPLOYEE_DATABASE_URL": mysql_url(self.db)},
             "approval_request": {
                 "APPROVAL_REQUEST_MONGO_URL": MONGO_URL,
-                "APPROVAL_REQUEST_MONGO_DB": TEST_DB,
-                "APPROVAL_REQUEST_AMQP_URL": AMQP_URL,
+                "APPROVAL_REQUEST_MONGO_DB": self.db,
+                "APPROVAL_REQUEST_AMQP_URL": amqp_url(self.db),
                 "APPROVAL_REQUEST_EMPLOYEE_SERVICE_URL": url("employee"),
                 "APPROVAL_REQUEST_NOTIFICATION_SERVICE_URL": url("notification"),
                 "APPROVAL_REQUEST_OUTBOX_POLL_SECONDS": "0.5",
@@ -64,7 +107,7 @@ class Stack:
                 "APPROVAL_REQUEST_OUTBOX_LEASE_SECONDS": "3",
             },
             "approval_processing": {
-                "APPROVAL_PROCESSING_AMQP_URL": AMQP_URL,
+                "APPROVAL_PROCESSING_AMQP_URL": amqp_url(self.db),
                 "APPROVAL_PROCESSING_APPROVAL_REQUEST_SERVICE_URL": url("approval_request"),
                 "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": url("notification"),
             },
