@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ERP := $(PY) -m devstack
 
-.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest
+.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest ci-cold
 
 venv:
 	@scripts/venv.sh
@@ -60,3 +60,8 @@ loadtest: venv
 	$(PY) -m loadtests.inbox_bench --items 100000 --source stub --targets || status=1; \
 	$(PY) -m loadtests.inbox_bench --items 100000 --ready-timeout 60 --targets || status=1; \
 	exit $$status
+
+# .ci/run as a brand-new machine would run it (purges the servers the project installs,
+# empty Go and pip caches, a fresh clone); prints each phase's wall time. README, "Tests".
+ci-cold:
+	scripts/ci-cold.sh --yes

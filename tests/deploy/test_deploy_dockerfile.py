@@ -88,13 +88,13 @@ def test_hadolint_is_not_vacuous(tools: dict[str, Path], tmp_path: Path) -> None
     assert "DL3006" in done.stdout
 
 
-def test_the_entrypoint_and_deploy_scripts_pass_shellcheck(tools: dict[str, Path]) -> None:
+def test_the_entrypoint_and_every_script_pass_shellcheck(tools: dict[str, Path]) -> None:
     scripts = [
         REPO / "deploy" / "docker" / "entrypoint.sh",
         *sorted((REPO / "deploy").glob("*/*.sh")),
         *sorted((REPO / "deploy").glob("*.sh")),
-        REPO / "scripts" / "deploy-tools.sh",
-        REPO / "scripts" / "lock-deploy-requirements.sh",
+        *sorted((REPO / "scripts").glob("*.sh")),
+        REPO / ".ci" / "run",
     ]
     done = subprocess.run(
         [str(tools["shellcheck"]), *map(str, dict.fromkeys(scripts))],

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs .ci/run as a brand-new machine of this kind would: a fresh clone of the committed
+# HEAD, empty Go module and build caches and GOPATH, no built binaries, no .venv, no pip
+# cache, and the servers the project installs purged first. Prints the wall time of each
+# phase at the end (apt, Go builds, venv, lint/types, contracts, tests).
+#
+# It purges Debian packages (MariaDB, RabbitMQ with Erlang, PostgreSQL, Prometheus, nginx)
+# and stops what this checkout started, so it asks for --yes. Keeps its work folder (the
+# clone, its log, its caches) with --keep; removes it otherwise.
+set -euo pipefail
+
+yes=no keep=no
+for arg in "$@"; do
+  case "$arg" in
+    --yes) yes=yes ;;
+    --keep) keep=yes ;;
+    *) echo "usage: scripts/ci-cold.sh --yes [--keep]" >&2; exit 2 ;;
+  esac
+done
+if [ "$yes" != yes ]; then
+  echo "scripts/ci-cold.sh purges MariaDB, RabbitMQ, Erlang, PostgreSQL, Prometheus and nginx" >&2
+  echo "and their data from this machine, then runs .ci/run cold. Run it with --yes." >&2
+  exit 2
+fi
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/erp-ci-cold.XXXXXX)
+log="$work/ci.log"
+echo "work folder: $work"
+
+# 1. Nothing of ours runs, nothing of ours is installed.
+if [ -x "$repo/.venv/bin/python" ]; then
+  (cd "$repo" && .venv/bin/python -m devstack down) || true
+fi
+purge_start=$(date +%s)
+export DEBIAN_FRONTEND=noninteractive
+installed=$(dpkg-query -W -f '${Package} ${Status}\n' 2>/dev/null |
+  awk '$NF == "installed" {print $1}' |
+  grep -E '^(mariadb-|galera-|rabbitmq-server$|erlang-|postgresql|prometheus|nginx)' || true)
+if [ -n "$installed" ]; then
+  # shellcheck disable=SC2086 # one word a package
+  apt-get purge -y -q $installed >"$work/purge.log" 2>&1
+fi
+rm -rf /var/lib/mysql /var/lib/rabbitmq /var/log/rabbitmq /var/lib/postgresql \
+  /var/lib/prometheus /etc/mysql /etc/rabbitmq /tmp/erp-devstack-install.lock
+echo "purged: ${installed//$'\n'/ } ($(($(date +%s) - purge_start)) s)"
+
+# 2. A fresh clone, with a copy of shared/ beside it as CI has, and empty caches.
+git clone -q "$repo" "$work/main"
+if [ -d "$repo/../shared" ]; then
+  cp -r "$repo/../shared" "$work/shared"
+fi
+mkdir -p "$work/gopath" "$work/gocache" "$work/pip-cache" "$work/uv-cache"
+export GOPATH="$work/gopath" GOMODCACHE="$work/gopath/pkg/mod" GOCACHE="$work/gocache"
+export PIP_CACHE_DIR="$work/pip-cache" UV_CACHE_DIR="$work/uv-cache" CI=true
+unset GOBIN VIRTUAL_ENV
+
+# 3. .ci/run, every line stamped with the seconds since the start.
+started=$(date +%s)
+set +e
+(cd "$work/main" && bash .ci/run </dev/null 2>&1) |
+  while IFS= read -r line; do
+    printf '%5d %s\n' "$(($(date +%s) - started))" "$line"
+  done | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+total=$(($(date +%s) - started))
+
+# 4. The phases, from the lines make echoes and the installer's `installed:` summary.
+python3 - "$log" "$total" <<'PY'
+import re, sys
+lines = [line.rstrip("\n") for line in open(sys.argv[1], encoding="utf-8", errors="replace")]
+total = int(sys.argv[2])
+def first(pattern):
+    for line in lines:
+        if re.search(pattern, line):
+            return int(line.split()[0])
+    return None
+marks = [
+    ("venv", 0),
+    ("lint/types", first(r"-m ruff check")),
+    ("install (apt, Go builds) and start", first(r"-m devstack install")),
+    ("contracts", first(r"-m pytest contracts --ignore")),
+    ("tests", first(r"-m pytest$")),
+    ("end", total),
+]
+present = [(name, at) for name, at in marks if at is not None]
+print(f"\n{'phase':<40} {'seconds':>8}")
+for (name, at), (_, until) in zip(present, present[1:]):
+    print(f"{name:<40} {until - at:>8}")
+for line in lines:
+    found = re.match(r"\s*\d+ installed: (apt|go build): (.*): (\d+) s$", line)
+    if found:
+        print(f"  of which {found.group(1)}: {found.group(2)[:60]:<45} {found.group(3):>5}")
+print(f"{'total':<40} {total:>8}")
+PY
+echo "exit status of .ci/run: $status (log: $log)"
+
+# 5. Stop what the clone started, then tidy up unless asked to keep.
+(cd "$work/main" && [ -x .venv/bin/python ] && .venv/bin/python -m devstack down >/dev/null 2>&1) || true
+if [ "$keep" != yes ]; then
+  rm -rf "$work"
+fi
+exit "$status"
