@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from services.notification.client import Notification, parse_notification, socket_url, watch
 
@@ -124,3 +125,30 @@ async def test_watch_gives_up_when_the_service_refuses_the_employee() -> None:
         with pytest.raises(InvalidStatus):
             async with aclosing(watch(base_url, 7)) as notifications:
                 await anext(notifications)
+
+
+async def test_watch_sends_the_token_as_the_bearer_subprotocol_never_in_the_url() -> None:
+    requests: list[Request] = []
+
+    def record(connection: ServerConnection, request: Request) -> None:
+        requests.append(request)
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send(pushed(1))
+        await connection.wait_closed()
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        process_request=record,
+        subprotocols=[Subprotocol("bearer")],
+    ) as server:
+        base_url = f"http://127.0.0.1:{port_of(server)}"
+        async with aclosing(watch(base_url, 7, token="the-token")) as notifications:
+            await asyncio.wait_for(anext(notifications), 3)
+
+    (request,) = requests
+    assert "token" not in request.path
+    assert request.headers["Sec-WebSocket-Protocol"] == "bearer, the-token"
+    assert "Authorization" not in request.headers
