@@ -23,6 +23,7 @@ from tests.support.pipeline import (
     item_arrives,
     listening,
 )
+from tests.support.settled import effect_attempted, outbox_drained
 from tests.support.stack import AMQP_URL, Stack
 
 
@@ -55,7 +56,7 @@ async def test_racing_approve_and_reject_exactly_one_takes_effect(
         assert await inbox(client, processing_url, approver) == []
         (result,) = await r_ws.wait_for(1, request_id)
         assert result["stepStatus"] == decided
-        await asyncio.sleep(0.5)
+        await outbox_drained(request_id)  # every result notification has been sent
         assert len(r_ws.of_request(request_id)) == 1
 
 
@@ -156,10 +157,9 @@ async def test_leave_is_recorded_once_after_employee_service_comes_back(
             f"{processing_url}/process/{approver}/{request_id}", json={"action": "approve"}
         )
         assert decided.status_code == 200
-        for _ in range(5):
-            doc = await document(client, approvals_url, request_id)
-            assert doc["finalStatus"] == "approved"
-            await asyncio.sleep(0.4)
+        await effect_attempted(request_id, "leave")  # and failed: employee-service is down
+        doc = await document(client, approvals_url, request_id)
+        assert doc["finalStatus"] == "approved"
     finally:
         stack.start("employee")
 
@@ -169,7 +169,7 @@ async def test_leave_is_recorded_once_after_employee_service_comes_back(
 
     leaves = await eventually(recorded, timeout=20, what="the leave to be recorded")
     assert len(leaves) == 1
-    await asyncio.sleep(1.0)
+    await outbox_drained(request_id)  # no retry of the recording is still on its way
     again = await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
     assert len(again.json()) == 1
     assert (await document(client, approvals_url, request_id))["finalStatus"] == "approved"

@@ -18,6 +18,7 @@ from devstack import backing
 from devstack.process import read_pid
 from tests.support import factories
 from tests.support.pipeline import document, eventually, final_status, inbox, listening
+from tests.support.settled import effect_attempted, outbox_drained, settled
 from tests.support.stack import Stack
 
 RETRYABLE = {502, 503}
@@ -151,20 +152,15 @@ async def _assert_nothing_lost(
             assert statuses[flow.reject_at - 1] == "rejected"
         else:
             assert statuses == ["approved"] * len(flow.approvers)
+    await settled(*(flow.request_id for flow in flows))  # no delivery or hand-off under way
     for requester in {f.requester for f in flows}:
         mine = {
             f.request_id for f in flows if f.requester == requester and f.leave and not f.reject_at
         }
 
-        async def recorded(
-            requester: int = requester, mine: set[int] = mine
-        ) -> tuple[list[Any]] | None:
-            leaves = (
-                await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
-            ).json()
-            return (leaves,) if len(leaves) >= len(mine) else None
-
-        (leaves,) = await eventually(recorded, timeout=30, what="every approved leave")
+        leaves = (
+            await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
+        ).json()
         assert len(leaves) == len(mine), "an approved leave is missing or doubled"
     for approver in {a for f in flows for a in f.approvers}:
         left = {i["requestId"] for i in await inbox(client, processing_url, approver)}
@@ -214,9 +210,10 @@ async def test_notifications_sent_while_notification_service_is_down_arrive_afte
         )
         assert decided.status_code == 200
         await final_status(client, approvals_url, request_id, "approved")
-        await asyncio.sleep(1.0)
+        await effect_attempted(request_id, "notify")  # and failed: nobody took it
     finally:
         stack.start("notification")
+    await outbox_drained(request_id)
     async with listening(notification_url, requester, after=0) as ws:
         (result,) = await ws.wait_for(1, request_id, timeout=30)
         assert (result["type"], result["finalStatus"]) == ("approval_result", "approved")

@@ -1,0 +1,72 @@
+"""Waiting until the approval pipeline has nothing more in flight for a request, so that a
+test asserting "exactly once" or "never" knows the answer is final: every side effect in
+the request's outbox delivered, and every hand-off message consumed. Read from the stack's
+own database and broker; a fixed sleep would only make the race less likely."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from services.common.messaging import WORK_QUEUE
+from tests.support.pipeline import eventually
+from tests.support.stack import MONGO_URL, TEST_DB
+
+
+async def _stored(request_id: int) -> dict[str, Any]:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGO_URL, tz_aware=True)
+    try:
+        doc = await mongo[TEST_DB]["approvals"].find_one({"requestId": request_id})
+    finally:
+        await mongo.close()
+    assert doc is not None, f"request {request_id} is not stored"
+    return doc
+
+
+async def outbox_drained(request_id: int, *, timeout: float = 30.0) -> dict[str, Any]:
+    """The stored request, once every side effect it implied has been delivered."""
+
+    async def probe() -> dict[str, Any] | None:
+        doc = await _stored(request_id)
+        return doc if not doc.get("outbox") and doc.get("pendingEffects") == 0 else None
+
+    return await eventually(probe, timeout=timeout, what=f"request {request_id}'s outbox")
+
+
+async def effect_attempted(request_id: int, kind: str, *, timeout: float = 30.0) -> None:
+    """Until the relay has tried (and failed) to deliver an effect of ``kind`` at least once."""
+
+    async def probe() -> bool:
+        outbox = (await _stored(request_id)).get("outbox") or {}
+        return any(e["kind"] == kind and e["attempts"] >= 1 for e in outbox.values())
+
+    await eventually(probe, timeout=timeout, what=f"a failed {kind} of request {request_id}")
+
+
+async def _work_queue_depth() -> int:
+    """Messages in the work queue, delivered-but-unacked ones included."""
+    listing = await asyncio.create_subprocess_exec(
+        *("rabbitmqctl", "-q", "list_queues", "-p", TEST_DB, "name", "messages"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await listing.communicate()
+    for line in out.decode().splitlines():
+        name, _, count = line.partition("\t")
+        if name == WORK_QUEUE:
+            return int(count)
+    raise AssertionError(f"no {WORK_QUEUE} queue in {out.decode()!r}")
+
+
+async def settled(*request_ids: int, timeout: float = 30.0) -> None:
+    """Until the requests' outboxes are delivered and the consumer has taken every hand-off
+    (so no inbox can still change because of them)."""
+    for request_id in request_ids:
+        await outbox_drained(request_id, timeout=timeout)
+
+    async def consumed() -> bool:
+        return await _work_queue_depth() == 0
+
+    await eventually(consumed, timeout=timeout, what=f"the {WORK_QUEUE} queue to empty")
