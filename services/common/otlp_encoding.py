@@ -20,6 +20,7 @@ import logging
 import struct
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from importlib.metadata import version
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http._common import (
@@ -36,6 +37,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 
 _logger = logging.getLogger(__name__)
+
+# The stock exporter's private parts OTLPSpanExporter.export uses (pyproject.toml admits
+# only the exporter releases tested with them). Checked when the exporter is built, at a
+# service's start-up: a release without them stops the service instead of losing spans.
+STOCK_PARTS = ("_shutdown", "_max_request_size", "_metrics.export_operation", "_client.export")
+_STOCK = "opentelemetry-exporter-otlp-proto-http"
+
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
 _pack_double = struct.Struct("<d").pack
@@ -238,6 +246,11 @@ class SpanEncoder:
         return encoded
 
 
+def _has(exporter: object, part: str) -> bool:
+    owner, _, name = part.partition(".")
+    return hasattr(exporter, owner) and (not name or hasattr(getattr(exporter, owner), name))
+
+
 def _flags(context: SpanContext | None) -> bytes:
     return _FLAGS_REMOTE if context is not None and context.is_remote else _FLAGS_LOCAL
 
@@ -250,6 +263,12 @@ class OTLPSpanExporter(_StockOTLPSpanExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        missing = [part for part in STOCK_PARTS if not _has(self, part)]
+        if missing:
+            raise RuntimeError(
+                f"{_STOCK} {version(_STOCK)} has no {', '.join(missing)}, which "
+                "services/common/otlp_encoding.py uses: install a release pyproject.toml admits"
+            )
         self._encoder = SpanEncoder()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

@@ -5,12 +5,17 @@ server on loopback."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as StockExporter,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -214,3 +219,41 @@ def test_the_exporter_reports_a_refused_batch_as_a_failure(
     exporter.shutdown()
     assert exporter.export(spans) is SpanExportResult.FAILURE
     assert len(handler.received) == 1
+
+
+# The stock exporter's private parts OTLPSpanExporter.export uses. They may change in any
+# release: pyproject.toml admits only the versions tested, and these tests name what left.
+STOCK_PARTS = ("_shutdown", "_max_request_size", "_metrics.export_operation", "_client.export")
+
+
+def test_the_stock_exporter_still_has_every_private_part_the_encoder_uses() -> None:
+    exporter = StockExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    missing = [part for part in STOCK_PARTS if not _resolves(exporter, part)]
+    assert not missing, f"the stock OTLPSpanExporter no longer has {missing}"
+    assert set(otlp_encoding.STOCK_PARTS) == set(STOCK_PARTS)
+    exporter.shutdown()
+
+
+@pytest.mark.parametrize("part", STOCK_PARTS)
+def test_an_exporter_without_a_stock_part_refuses_to_be_built(
+    monkeypatch: pytest.MonkeyPatch, part: str
+) -> None:
+    """Built at start-up: a service fails to start, instead of exporting nothing."""
+    stock_init = StockExporter.__init__
+
+    def init_without_part(self: StockExporter, *args: Any, **kwargs: Any) -> None:
+        stock_init(self, *args, **kwargs)
+        owner, _, name = part.partition(".")
+        if name:
+            setattr(self, owner, object())  # an owner without the method
+        else:
+            delattr(self, owner)
+
+    monkeypatch.setattr(StockExporter, "__init__", init_without_part)
+    with pytest.raises(RuntimeError, match=re.escape(part)):
+        OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+
+
+def _resolves(exporter: StockExporter, part: str) -> bool:
+    owner, _, name = part.partition(".")
+    return hasattr(exporter, owner) and (not name or hasattr(getattr(exporter, owner), name))
