@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.propagate import extract
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -36,7 +38,9 @@ async def health() -> Health:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(request: Request) -> Response:
-    """Readiness: 200 only when every dependency answers; 503 names the failing ones."""
+    """Readiness: 200 only when every dependency answers; 503 names the failing ones. Why a
+    check failed (hosts, ports, driver messages) goes to the log only: /ready is reachable
+    through the gateway."""
     checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness_checks", {})
     results: dict[str, str] = {}
     for name, check in checks.items():
@@ -44,10 +48,16 @@ async def ready(request: Request) -> Response:
             await asyncio.wait_for(check(), READY_TIMEOUT_SECONDS)
             results[name] = "ok"
         except Exception as exc:
-            results[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
+            logger.warning(
+                "readiness check %s failed: %s: %s",
+                name,
+                type(exc).__name__,
+                exc,
+                extra=_caller_trace(request),
+            )
+            results[name] = "unavailable"
     failing = [name for name, result in results.items() if result != "ok"]
     if failing:
-        logger.warning("not ready: %s", ", ".join(failing))
         body = {
             "status": "unavailable",
             "checks": results,
@@ -55,6 +65,13 @@ async def ready(request: Request) -> Response:
         }
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready", "checks": results})
+
+
+def _caller_trace(request: Request) -> dict[str, str]:
+    """The trace id the caller sent, if any: probes are not traced (telemetry.UNTRACED_PATHS),
+    so a person who asked with a ``traceparent`` finds the reason by their own trace id."""
+    context = trace.get_current_span(extract(request.headers)).get_span_context()
+    return {"trace_id": format(context.trace_id, "032x")} if context.is_valid else {}
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.support.stack import Stack
+from devstack.apps import get_service, start_app, stop_process
+from tests.support.logs import logged
+from tests.support.stack import Stack, free_port
+from tests.support.traces import new_traceparent
 
 PACKAGES = ["employee", "approval_request", "approval_processing", "notification"]
 
@@ -92,3 +99,49 @@ async def test_numbers_beyond_64_bits_are_a_422_not_a_500(
 ) -> None:
     response = await client.get(stack.url(package) + path)
     assert response.status_code == 422
+
+
+async def test_ready_names_the_failing_dependency_and_logs_why(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The body says which dependency fails, never the exception (it names hosts, and /ready
+    is reachable through the gateway); the log line has it, with the caller's trace id."""
+    nothing_listens = free_port()
+    port = free_port()
+    proc = start_app(
+        get_service("employee"),
+        port=port,
+        log_dir=tmp_path,
+        extra_env={
+            "EMPLOYEE_DATABASE_URL": f"mysql+asyncmy://erp:erp@127.0.0.1:{nothing_listens}/erp",
+            "OTEL_TRACES_EXPORTER": "none",
+        },
+    )
+    try:
+        trace_id, traceparent = new_traceparent()
+        response = await _answer(client, f"http://127.0.0.1:{port}/ready", traceparent)
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "unavailable",
+            "checks": {"mysql": "unavailable"},
+            "detail": "unavailable: mysql",
+        }
+        line = await logged(
+            tmp_path / "employee-service.log", f'"trace_id":"{trace_id}"', "readiness check"
+        )
+        assert "readiness check mysql failed" in line
+        assert "Connection refused" in line
+    finally:
+        stop_process(proc)
+
+
+async def _answer(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
+    """The first answer of a server that is still starting."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await client.get(url, headers=headers)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
