@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -218,12 +217,17 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    """Print a bearer token for local use (HS256 with the configured secret)."""
-    from services.common.auth import ADMIN, EMPLOYEE, AuthSettings, issue_token
+    """Print a bearer token for local use, signed with a development secret: one committed to
+    the repository (the default, the local cluster's), which every production service
+    refuses. So no token printed here is ever accepted in production."""
+    from services.common.auth import ADMIN, EMPLOYEE, AuthSettings, is_committed_secret, issue_token
 
     settings = AuthSettings()
-    if os.environ.get("ERP_ENVIRONMENT") == "production":
-        log.error("tokens are not minted in production; use your identity provider")
+    if settings.algorithm != "HS256" or not is_committed_secret(settings.secret):
+        log.error(
+            "erp token signs only with a development ERP_AUTH_SECRET (the default or the local "
+            "cluster's); for any other deployment get tokens from its identity provider"
+        )
         return 1
     if args.service:
         print(issue_token(settings, args.service, service=True, ttl_seconds=args.ttl))

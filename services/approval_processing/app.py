@@ -129,5 +129,6 @@ def create_app(settings: ApprovalProcessingSettings | None = None) -> FastAPI:
         description="Per-approver inboxes fed from RabbitMQ; approve or reject.",
         settings=settings or ApprovalProcessingSettings(),
         lifespan=lifespan,
+        calls_other_services=True,
         routers=[router],
     )

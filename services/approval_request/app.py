@@ -135,6 +135,7 @@ def create_app(settings: ApprovalRequestSettings | None = None) -> FastAPI:
         description="Creates approval requests, applies decisions, confirms leave.",
         settings=settings or ApprovalRequestSettings(),
         lifespan=lifespan,
+        calls_other_services=True,
         routers=[internal, router],
     )
     app.add_exception_handler(ConnectionFailure, _database_down)

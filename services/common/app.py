@@ -56,7 +56,11 @@ def build_app(
     lifespan: Lifespan,
     routers: Sequence[APIRouter],
     description: str = "",
+    calls_other_services: bool = False,
 ) -> FastAPI:
+    """``calls_other_services``: the service presents credentials to the others' internal
+    endpoints (``app.state.service_credentials``), checked here so that a configuration
+    that cannot provide them stops the start."""
     configure_logging(name, settings.log_level)
     auth = AuthSettings()
     auth.refuse_unsafe(settings.environment)
@@ -83,7 +87,8 @@ def build_app(
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(auth)
-    app.state.service_credentials = ServiceCredentials(auth, name)
+    if calls_other_services:
+        app.state.service_credentials = ServiceCredentials(auth, name)
     app.state.readiness_checks = {}
     install_error_handlers(app)
     app.include_router(ops_router)

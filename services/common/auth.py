@@ -10,6 +10,8 @@ development, tests and service-to-service calls in HS256 mode; never in producti
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -20,10 +22,33 @@ from fastapi import Depends, HTTPException, Request
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+logger = logging.getLogger(__name__)
+
 DEV_SECRET = "dev-only-secret-change-me-please-32b"  # noqa: S105 - refused in production
 ADMIN = "admin"
 EMPLOYEE = "employee"
 SERVICE = "service"
+
+
+# SHA-256 of every HS256 secret committed to this repository: the development default and
+# the local Kubernetes overlay's. Anyone with the repository can sign admin tokens with
+# them, so a production service refuses them. The image does not carry the repository, so
+# the fingerprints travel instead (the values are public, the list need not be secret);
+# tests/auth/test_auth_configuration.py scans the repository (manifests, generators,
+# compose files, secret files, scripts, docs) and fails on any committed secret that
+# production would accept, until its fingerprint is added here.
+COMMITTED_SECRET_FINGERPRINTS = frozenset(
+    {
+        "98362a7ab0b38d5c2d34122b1740cf9ec5fa298e96023974bb5e1d392ba0d27b",  # DEV_SECRET
+        "6d66f5ee131c917755c20c65ef0ce21d304cac71c916562c7ed2d919c2d61e3b",  # k8s/overlays/local
+    }
+)
+
+
+def is_committed_secret(secret: SecretStr) -> bool:
+    """True for a secret that appears in the repository (a development value)."""
+    fingerprint = hashlib.sha256(secret.get_secret_value().encode()).hexdigest()
+    return fingerprint in COMMITTED_SECRET_FINGERPRINTS
 
 
 class AuthSettings(BaseSettings):
@@ -46,8 +71,11 @@ class AuthSettings(BaseSettings):
     def refuse_unsafe(self, environment: str) -> None:
         if environment != "production":
             return
-        if self.algorithm == "HS256" and self.secret.get_secret_value() == DEV_SECRET:
-            raise ValueError("ERP_AUTH_SECRET must be set to a real secret in production")
+        if self.algorithm == "HS256" and is_committed_secret(self.secret):
+            raise ValueError(
+                "ERP_AUTH_SECRET is a development value committed to the repository: set a "
+                "secret of your own in production (deploy/k8s/make-secrets.sh makes one)"
+            )
         if self.algorithm == "HS256" and len(self.secret.get_secret_value()) < 32:
             raise ValueError("ERP_AUTH_SECRET must be at least 32 characters")
         if self.algorithm == "RS256" and not (self.public_key or self.jwks_url):
@@ -117,8 +145,11 @@ class TokenVerifier:
                 options={"require": ["sub", "exp", "aud"]},
             )
         except (jwt.PyJWTError, ValueError) as exc:
+            # The reason stays here, with the request's trace id: the caller learns nothing
+            # about how tokens are checked.
+            logger.info("token refused: %s: %s", type(exc).__name__, exc)
             raise HTTPException(
-                401, f"Invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
+                401, "Invalid token", headers={"WWW-Authenticate": "Bearer"}
             ) from None
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         roles = claims.get("roles", [])
@@ -154,9 +185,19 @@ def issue_token(
 
 
 class ServiceCredentials:
-    """The Authorization header this service presents to the others, renewed before expiry."""
+    """The Authorization header this service presents to the others, renewed before expiry.
+    Built at start-up by the services that call others: they mint their own tokens in HS256
+    mode only, so with RS256 and no ``ERP_AUTH_SERVICE_TOKEN`` the service refuses to start
+    rather than fail every internal call."""
 
     def __init__(self, settings: AuthSettings, service_name: str) -> None:
+        if settings.algorithm != "HS256" and settings.service_token is None:
+            raise ValueError(
+                f"{service_name} calls other services and cannot mint service tokens with "
+                f"ERP_AUTH_ALGORITHM={settings.algorithm}: set ERP_AUTH_SERVICE_TOKEN to a "
+                f"token your identity provider issues for the audience "
+                f"{settings.service_audience}"
+            )
         self.settings = settings
         self.service_name = service_name
         self._token = ""

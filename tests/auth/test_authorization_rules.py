@@ -13,7 +13,10 @@ from websockets.exceptions import InvalidStatus
 from services.common.auth import DEV_SECRET, AuthSettings, issue_token
 from tests.support import factories
 from tests.support.auth import as_admin, as_service, as_user, token_for
+from tests.support.logs import logged
 from tests.support.pipeline import item_arrives
+from tests.support.stack import Stack
+from tests.support.traces import new_traceparent
 
 
 @pytest.fixture
@@ -42,40 +45,57 @@ async def test_client_endpoints_need_a_token(
 
 
 @pytest.mark.parametrize(
-    "token",
+    ("token", "reason"),
     [
-        "not-a-jwt",
-        jwt.encode(
-            {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) + 60},
-            "another-secret-of-at-least-32-bytes!",
-            algorithm="HS256",
+        ("not-a-jwt", "Not enough segments"),
+        (
+            jwt.encode(
+                {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) + 60},
+                "another-secret-of-at-least-32-bytes!",
+                algorithm="HS256",
+            ),
+            "Signature verification failed",
         ),
-        jwt.encode(
-            {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) - 600},
-            DEV_SECRET,
-            algorithm="HS256",
+        (
+            jwt.encode(
+                {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) - 600},
+                DEV_SECRET,
+                algorithm="HS256",
+            ),
+            "Signature has expired",
         ),
-        jwt.encode(
-            {"sub": "1", "aud": "somebody-else", "iss": "erp", "exp": int(time.time()) + 60},
-            DEV_SECRET,
-            algorithm="HS256",
+        (
+            jwt.encode(
+                {"sub": "1", "aud": "somebody-else", "iss": "erp", "exp": int(time.time()) + 60},
+                DEV_SECRET,
+                algorithm="HS256",
+            ),
+            "Audience doesn't match",
         ),
-        jwt.encode(
-            {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) + 60},
-            "",
-            algorithm="none",
+        (
+            jwt.encode(
+                {"sub": "1", "aud": "erp-api", "iss": "erp", "exp": int(time.time()) + 60},
+                "",
+                algorithm="none",
+            ),
+            "alg value is not allowed",
         ),
     ],
     ids=["garbage", "wrong-key", "expired", "wrong-audience", "unsigned"],
 )
-async def test_invalid_tokens_are_401(
-    anonymous: httpx.AsyncClient, employee_url: str, token: str
+async def test_invalid_tokens_are_a_401_that_keeps_the_reason_in_the_log(
+    anonymous: httpx.AsyncClient, stack: Stack, employee_url: str, token: str, reason: str
 ) -> None:
+    trace_id, traceparent = new_traceparent()
     response = await anonymous.get(
-        f"{employee_url}/employees/1", headers={"Authorization": f"Bearer {token}"}
+        f"{employee_url}/employees/1",
+        headers={"Authorization": f"Bearer {token}", **traceparent},
     )
     assert response.status_code == 401
-    assert response.json()["detail"].startswith("Invalid token")
+    assert response.json() == {"detail": "Invalid token"}
+    log = stack.log_dir / "employee-service.log"
+    line = await logged(log, f'"trace_id":"{trace_id}"', "token refused")
+    assert reason in line
 
 
 async def test_employee_crud_is_for_admins_and_reading_oneself(

@@ -338,3 +338,19 @@ def test_observability_configuration_files_are_the_repositorys(rendered: Rendere
     collector = next(c for n, c in config_maps.items() if n.startswith("otel-collector-config-"))
     source = Path(REPO / "observability" / "otel-collector" / "config.yaml").read_text()
     assert collector["data"]["config.yaml"] == source
+
+
+@pytest.mark.parametrize(
+    ("overlay", "environment"), [("local", "development"), ("production", "production")]
+)
+def test_only_the_production_overlay_runs_the_services_as_production(
+    rendered: Rendered, overlay: str, environment: str
+) -> None:
+    """The local overlay commits its auth secret: it must not pass for production, where a
+    service refuses a committed secret (services.common.auth)."""
+    workloads = k8s_workloads(rendered[overlay])
+    for service in [*APPS, MIGRATION]:
+        env = workloads[service].env
+        modes = {name: value for name, value in env.items() if name.endswith("_ENVIRONMENT")}
+        assert modes, f"{overlay}: {service} sets no *_ENVIRONMENT"
+        assert set(modes.values()) == {environment}, f"{overlay}: {service}: {modes}"
