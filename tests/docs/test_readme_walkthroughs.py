@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.auth import token_for
 from tests.support.stack import TEST_DB, Stack, create_databases, drop_databases, free_port
 from tests.support.walkthrough import Shell, bash_blocks, commands, run_walkthrough, section
 
@@ -136,6 +138,33 @@ def test_readme_walkthroughs_run_as_printed(fresh_stack: Stack, shell: Shell) ->
 
     [auth] = bash_blocks(section(README, "Authentication and authorization"))
     run_walkthrough(shell, _on(fresh_stack, auth))
+
+    _browser_snippet_replays(fresh_stack, section(README, "The whole leave flow, step by step"))
+
+
+def _browser_snippet_replays(stack: Stack, text: str) -> None:
+    """The README's browser snippet, in Node's browser-compatible WebSocket, replays
+    employee 1's notifications with the subprotocol token."""
+    [snippet] = re.findall(r"```js\n(.*?)```", text, re.DOTALL)
+    script = f"const token = {json.dumps(token_for(1))};\n{_on(stack, textwrap.dedent(snippet))}"
+    node = subprocess.Popen(
+        ["node", "--experimental-websocket", "--no-warnings", "-e", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    threading.Thread(target=lambda: seen.extend(node.stdout or []), daemon=True).start()
+    deadline = time.monotonic() + 30
+    try:
+        while "leave_confirmed" not in "".join(seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+    printed = "".join(seen)
+    assert printed.count("approval_result") == 2, printed
+    assert "leave_confirmed" in printed, printed
 
 
 def test_erp_demo_prints_a_leave_flow_that_runs(fresh_stack: Stack, shell: Shell) -> None:
