@@ -14,6 +14,7 @@ from opentelemetry.util.types import AttributeValue
 
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import track_dependency
+from services.common.redaction import redact
 from services.common.telemetry import call_attributes, inject_context
 
 tracer = trace.get_tracer(__name__)
@@ -36,7 +37,7 @@ async def client_span(
     url = request.url
     attributes: dict[str, AttributeValue] = {
         "http.request.method": request.method,
-        "url.full": str(url.with_user(None)),
+        "url.full": redact(str(url.with_user(None))),
         "server.address": url.host or "",
         "server.port": url.port or 80,
     }

@@ -77,6 +77,16 @@ async def test_a_call_gets_a_client_span_whose_context_reaches_the_peer(
     assert span_id == format(span.context.span_id, "016x")
 
 
+async def test_a_token_in_the_called_url_is_not_recorded(
+    peer: TestServer, exported: InMemorySpanExporter
+) -> None:
+    url = peer.make_url("/employees/7").with_query(token="s3cr3t-t0ken-value-of-length")
+    await _call("GET", str(url))
+    span = _only(exported)
+    assert span.attributes is not None
+    assert span.attributes["url.full"] == str(peer.make_url("/employees/7")) + "?token=REDACTED"
+
+
 async def test_a_4xx_answer_marks_the_client_span_failed(
     peer: TestServer, exported: InMemorySpanExporter
 ) -> None:
