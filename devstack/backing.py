@@ -52,6 +52,8 @@ JAEGER_QUERY_PORT = 16686
 PROMETHEUS_PORT = 9090
 
 MARIADBD = Path("/usr/sbin/mariadbd")
+MARIADB_DATA = Path("/var/lib/mysql")
+MARIADB_LOG = Path("/run/mysqld/erp-mariadb.log")
 RABBITMQ_SERVER = Path("/usr/sbin/rabbitmq-server")
 RABBITMQ_PID_FILES = "/var/lib/rabbitmq/mnesia/*.pid"
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -98,7 +100,17 @@ def ensure_mariadb() -> None:
         run_dir = Path("/run/mysqld")
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(run_dir, "mysql", "mysql")
+        if not (MARIADB_DATA / "mysql").is_dir():
+            # The package initialises its data directory when it is installed; one that
+            # lost it (or never had it) gets the same system tables here.
+            log.info("initialising MariaDB's data directory %s", MARIADB_DATA)
+            subprocess.run(
+                ["mariadb-install-db", "--user=mysql", f"--datadir={MARIADB_DATA}"],
+                check=True,
+                capture_output=True,
+            )
         log.info("starting MariaDB on %s:%d", HOST, MARIADB_PORT)
+        MARIADB_LOG.unlink(missing_ok=True)
         subprocess.run(
             [
                 "start-stop-daemon",
@@ -111,10 +123,15 @@ def ensure_mariadb() -> None:
                 "--user=mysql",
                 f"--bind-address={HOST}",
                 f"--port={MARIADB_PORT}",
+                # start-stop-daemon drops the server's stderr: its errors go here instead.
+                f"--log-error={MARIADB_LOG}",
             ],
             check=True,
         )
-        wait_port(MARIADB_PORT, 60)
+        try:
+            wait_port(MARIADB_PORT, 60)
+        except TimeoutError as error:
+            raise RuntimeError(f"MariaDB did not start: {error}\n{tail(MARIADB_LOG)}") from error
         write_pid("mariadb", _daemon_pid("/run/mysqld/mysqld.pid"))
     _provision_mariadb()
 
@@ -459,10 +476,9 @@ def stop_infra() -> None:
 
 
 def backing_log(name: str) -> Path | None:
-    """Where a backing service logs: our state dir, RabbitMQ's own log, or
-    nowhere for MariaDB (its errors go to the stderr that start-stop-daemon drops)."""
+    """Where a backing service logs: our state dir, or the server's own place."""
     if name == "mariadb":
-        return None
+        return MARIADB_LOG
     if name == "rabbitmq":
         return next(Path("/var/log/rabbitmq").glob("rabbit@*.log"), None)
     if name == "postgres":

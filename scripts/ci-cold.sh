@@ -36,13 +36,14 @@ purge_start=$(date +%s)
 export DEBIAN_FRONTEND=noninteractive
 installed=$(dpkg-query -W -f '${Package} ${Status}\n' 2>/dev/null |
   awk '$NF == "installed" {print $1}' |
-  grep -E '^(mariadb-|galera-|rabbitmq-server$|erlang-|postgresql|prometheus|nginx)' || true)
+  grep -E '^(mariadb-|mysql-common$|galera-|rabbitmq-server$|erlang-|postgresql|prometheus|nginx)' ||
+  true)
 if [ -n "$installed" ]; then
   # shellcheck disable=SC2086 # one word a package
   apt-get purge -y -q $installed >"$work/purge.log" 2>&1
 fi
 rm -rf /var/lib/mysql /var/lib/rabbitmq /var/log/rabbitmq /var/lib/postgresql \
-  /var/lib/prometheus /etc/mysql /etc/rabbitmq /tmp/erp-devstack-install.lock
+  /var/lib/prometheus /etc/rabbitmq /tmp/erp-devstack-install.lock
 echo "purged: ${installed//$'\n'/ } ($(($(date +%s) - purge_start)) s)"
 
 # 2. A fresh clone, with a copy of shared/ beside it as CI has, and empty caches.
