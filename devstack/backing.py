@@ -59,8 +59,8 @@ RABBITMQ_PID_FILES = "/var/lib/rabbitmq/mnesia/*.pid"
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 FERRETDB_MODULE = ("github.com/FerretDB/FerretDB", "v1.24.2")
-# Jaeger v2.13.0 is tagged v1.76.0 for Go: the module path has no /v2 suffix, so
-# its v2.x tags are not valid Go module versions.
+# Jaeger v2.12.0 is tagged v1.75.0 for Go, the approved release (docs/decisions.md D1): the
+# module path has no /v2 suffix, so its v2.x tags are not valid Go module versions.
 JAEGER_MODULE = ("github.com/jaegertracing/jaeger", "v1.75.0")
 JAEGER_PACKAGE = "./cmd/jaeger"
 JAEGER_CONFIG = REPO_ROOT / "observability" / "jaeger" / "local.yaml"
