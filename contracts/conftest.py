@@ -124,8 +124,8 @@ def _provider(package: str, prefix: str, env: dict[str, str]) -> Iterator[Provid
 
 
 @pytest.fixture(scope="session")
-def notification_provider() -> Iterator[Provider]:
-    yield from _provider("notification", "NOTIFICATION", {})
+def notification_provider(contract_backing: None) -> Iterator[Provider]:
+    yield from _provider("notification", "NOTIFICATION", {"NOTIFICATION_AMQP_URL": AMQP_URL})
 
 
 @pytest.fixture(scope="session")

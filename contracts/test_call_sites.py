@@ -79,6 +79,18 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         HANDOFFS,
     ),
     ("services/notification/router.py", "notify"): (CLIENT_NOTIFICATION, PUSHES),
+    # Hands each entry read from the stream to the hub, which queues the pushes.
+    ("services/notification/stream.py", "NotificationStream._deliver"): (
+        CLIENT_NOTIFICATION,
+        PUSHES,
+    ),
+    # Appends to the notification stream every replica reads (docs/decisions.md D20): the
+    # /notify body as validated, which these pacts define, or an empty catch-up marker
+    # that readers skip. The entry has no pact of its own yet.
+    ("services/notification/stream.py", "NotificationStream._send"): (
+        AR_NOTIFICATION,
+        ("an approval_result notification", "a leave_confirmed notification"),
+    ),
     ("services/notification/hub.py", "Subscription._push"): (CLIENT_NOTIFICATION, PUSHES),
 }
 

@@ -74,7 +74,13 @@ APP_SERVICES = (
     ),
     # wsproto: an idle WebSocket costs ~48 KB there against ~85 KB with uvicorn's default
     # websockets implementation (loadtests/README.md), and this service holds thousands.
-    AppService("notification-service", "notification", 8004, {}, ("--ws", "wsproto")),
+    AppService(
+        "notification-service",
+        "notification",
+        8004,
+        {"NOTIFICATION_AMQP_URL": _AMQP_URL},
+        ("--ws", "wsproto"),
+    ),
 )
 
 

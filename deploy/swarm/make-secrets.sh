@@ -29,5 +29,6 @@ printf 'mysql+asyncmy://erp:%s@mysql:3306/erp?charset=utf8mb4' "$mysql" >"$dir/e
 printf 'mongodb://erp:%s@mongo:27017/?authSource=admin' "$mongo" >"$dir/approval_request_mongo_url"
 printf 'amqp://erp:%s@rabbitmq:5672/' "$rabbitmq" >"$dir/approval_request_amqp_url"
 printf 'amqp://erp:%s@rabbitmq:5672/' "$rabbitmq" >"$dir/approval_processing_amqp_url"
+printf 'amqp://erp:%s@rabbitmq:5672/' "$rabbitmq" >"$dir/notification_amqp_url"
 printf 'default_user = erp\ndefault_pass = %s\n' "$rabbitmq" >"$dir/rabbitmq_credentials.conf"
 echo "secrets written to $dir"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from services.common import build_app
 from services.notification.hub import Hub
 from services.notification.router import SocketsFirst, router
 from services.notification.settings import NotificationSettings
+from services.notification.stream import NotificationStream
 
 
 def create_app(settings: NotificationSettings | None = None) -> SocketsFirst:
@@ -25,11 +27,16 @@ def create_app(settings: NotificationSettings | None = None) -> SocketsFirst:
             max_connections_per_employee=settings.max_connections_per_employee,
         )
         app.state.hub = hub
-        # The hub lives in this process: there is no dependency to be ready for.
-        app.state.readiness_checks = {}
+        stream = app.state.stream = NotificationStream(settings, hub)
+        # Ready once attached to the stream and read up to its tail: the backlog is whole.
+        app.state.readiness_checks = {"notification-stream": stream.check}
+        # In the background: a Swarm stack ignores start order, the broker may come later.
+        reading = asyncio.create_task(stream.run(), name="notification-stream")
         try:
             yield
         finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
             await hub.close_all()
 
     app = build_app(

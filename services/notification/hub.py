@@ -1,4 +1,5 @@
-"""In-memory fan-out of notifications to each employee's open WebSockets.
+"""In-memory fan-out of notifications to each employee's open WebSockets, fed in stream order
+(``stream.py``) with ids that increase for each employee.
 
 Every connection gets its own bounded send queue and sender task, so one slow
 client never delays another; a client that falls a whole queue behind is
@@ -73,17 +74,17 @@ class Delivery(NamedTuple):
     type: str
     request_id: int | None
     text: str
-    # The /notify request's span identity, so the push span is its child (not the span,
-    # which held its attributes and events: ~4.5 KB per entry).
+    # The publishing span's identity (maybe another replica's), so the push span is its
+    # child (not the span, which held its attributes and events: ~4.5 KB per entry).
     trace_id: int
     span_id: int
     trace_flags: int
-    published_at: float
+    published_at: float  # seconds since the epoch: the publisher may be another process
 
     @property
     def parent(self) -> otel_context.Context:
         identity = trace.SpanContext(
-            self.trace_id, self.span_id, is_remote=False, trace_flags=TraceFlags(self.trace_flags)
+            self.trace_id, self.span_id, is_remote=True, trace_flags=TraceFlags(self.trace_flags)
         )
         return trace.set_span_in_context(trace.NonRecordingSpan(identity))
 
@@ -97,6 +98,7 @@ class Subscription:
         employee_id: int,
         connection: Connection,
         replay: list[Delivery],
+        after: int,
         queue_size: int,
         tracer: trace.Tracer,
         close_timeout: float,
@@ -105,6 +107,9 @@ class Subscription:
         self.employee_id = employee_id
         self._connection = connection
         self._replay = replay
+        # What the client has seen already: a replica that reads the stream behind the one
+        # the client came from must not push it again.
+        self._after = max([after, *(d.id for d in replay)])
         # A deque and a wake-up future rather than an asyncio.Queue (four deques of ~600
         # bytes each): thousands of these are open at once.
         self._pending: deque[Delivery] = deque()
@@ -125,8 +130,12 @@ class Subscription:
             )
 
     def offer(self, delivery: Delivery) -> bool:
+        """False when the send queue is full (the connection has fallen behind)."""
+        if delivery.id <= self._after:
+            return True
         if len(self._pending) >= self._queue_size:
             return False
+        self._after = delivery.id
         self._pending.append(delivery)
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
@@ -217,7 +226,7 @@ class Subscription:
         with ending(span):
             await self._connection.send_text(delivery.text)
         if live:
-            PUSH_DURATION.observe(time.perf_counter() - delivery.published_at)
+            PUSH_DURATION.observe(max(0.0, time.time() - delivery.published_at))
 
 
 def build_message(
@@ -256,7 +265,6 @@ class Hub:
         self._backlog_count = 0
         self._subscriptions: dict[int, set[Subscription]] = {}
         self._closing_tasks: set[asyncio.Task[None]] = set()
-        self._last_id = 0
 
     def connection_count(self, employee_id: int | None = None) -> int:
         if employee_id is not None:
@@ -280,6 +288,7 @@ class Hub:
             employee_id=employee_id,
             connection=connection,
             replay=replay,
+            after=after or 0,
             queue_size=self._queue_size,
             tracer=self._tracer,
             close_timeout=self._close_timeout,
@@ -289,17 +298,28 @@ class Hub:
         WEBSOCKET_CONNECTIONS.inc()
         return subscription
 
-    def publish(self, notification: Mapping[str, Any]) -> bool:
-        """Record a notification (needs ``employeeId`` and ``type``) and queue it for each
-        open connection of that employee. True when at least one connection took it."""
+    def publish(
+        self,
+        notification: Mapping[str, Any],
+        *,
+        notification_id: int,
+        created_at: datetime | None = None,
+        parent: trace.SpanContext | None = None,
+        published_at: float | None = None,
+    ) -> bool:
+        """Record a notification (needs ``employeeId`` and ``type``) under ``notification_id``,
+        above every id published before, and queue it for each open connection of that
+        employee. True when at least one connection here took it. ``parent`` is the span
+        the push spans continue (the current one by default)."""
         employee_id: int = notification["employeeId"]
         kind: str = notification["type"]
-        notification_id = self._next_id()
+        created_at = created_at or datetime.now(UTC)
         message = build_message(
-            notification, notification_id=notification_id, created_at=datetime.now(UTC)
+            notification, notification_id=notification_id, created_at=created_at
         )
         request_id = notification.get("requestId")
-        parent = trace.get_current_span().get_span_context()
+        if parent is None:
+            parent = trace.get_current_span().get_span_context()
         delivery = Delivery(
             id=notification_id,
             employee_id=employee_id,
@@ -310,7 +330,7 @@ class Hub:
             trace_id=parent.trace_id,
             span_id=parent.span_id,
             trace_flags=parent.trace_flags,
-            published_at=time.perf_counter(),
+            published_at=created_at.timestamp() if published_at is None else published_at,
         )
         self._remember(delivery)
         delivered = False
@@ -380,10 +400,3 @@ class Hub:
     def _count_drop(closure: Closure) -> None:
         if closure.label is not None:
             DROPPED_CONNECTIONS.labels(closure.label).inc()
-
-    def _next_id(self) -> int:
-        # Microseconds since the epoch keep ids increasing across restarts, so a client's
-        # ?after= stays meaningful; +1 keeps them unique within one microsecond.
-        candidate = time.time_ns() // 1000
-        self._last_id = candidate if candidate > self._last_id else self._last_id + 1
-        return self._last_id

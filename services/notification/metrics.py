@@ -12,7 +12,8 @@ WEBSOCKET_CONNECTIONS = Gauge(
 )
 NOTIFICATIONS = Counter(
     "erp_notifications_total",
-    "Notifications received on /notify, by type and whether an open connection took them.",
+    "Notifications this replica read from the stream, by type and whether one of its own open"
+    " connections took them (with several replicas, sum by type counts each once per replica).",
     ["type", "delivered"],
 )
 DROPPED_CONNECTIONS = Counter(
@@ -22,6 +23,21 @@ DROPPED_CONNECTIONS = Counter(
 )
 PUSH_DURATION = Histogram(
     "erp_notification_push_duration_seconds",
-    "Time from a /notify call to its message being written to a live connection.",
+    "Time from a /notify call (on any replica) to its message being written to a live"
+    " connection here.",
     buckets=PUSH_BUCKETS,
+)
+STREAM_OFFSET = Gauge(
+    "erp_notification_stream_offset",
+    "Offset of the last notification-stream entry this replica has read. A replica's lag in"
+    " entries is max(erp_notification_stream_offset) minus its own.",
+)
+STREAM_LAG = Gauge(
+    "erp_notification_stream_lag_seconds",
+    "Age of the last notification this replica read from the stream, when it read it.",
+)
+STREAM_CAUGHT_UP = Gauge(
+    "erp_notification_stream_caught_up",
+    "1 while this replica is attached to the notification stream and has read it up to the"
+    " tail it found on attaching; 0 while catching up or detached.",
 )

@@ -19,12 +19,14 @@ from services.common.limits import MAX_ID
 from services.notification.hub import Closure, Hub, TooManyConnections
 from services.notification.metrics import DROPPED_CONNECTIONS
 from services.notification.settings import NotificationSettings
+from services.notification.stream import NotificationStream
 
 NotificationType = Literal["approval_assigned", "approval_result", "leave_confirmed"]
 
 MESSAGE_TOO_BIG = Closure(1009, "message too big", "message_too_big")
 TOO_MANY_MESSAGES = Closure(1008, "too many messages", "rate_limited")
 TOO_MANY_CONNECTIONS = Closure(1013, "too many connections", "too_many_connections")
+CATCHING_UP = Closure(1013, "catching up, try again later", "catching_up")
 
 router = APIRouter(tags=["notifications"])
 
@@ -35,6 +37,14 @@ async def get_hub(connection: HTTPConnection) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+async def get_stream(connection: HTTPConnection) -> NotificationStream:
+    stream: NotificationStream = connection.app.state.stream
+    return stream
+
+
+StreamDep = Annotated[NotificationStream, Depends(get_stream)]
 
 
 class NotifyRequest(BaseModel):
@@ -53,17 +63,27 @@ class NotifyRequest(BaseModel):
 
 
 class NotifyResult(BaseModel):
+    # True: stored in the notification stream, so every open connection of the employee,
+    # on any replica, receives it and a reconnect with ?after= replays it. Never false: what
+    # cannot be stored is answered 503 (docs/decisions.md D20).
     delivered: bool
 
 
-@router.post("/notify", status_code=202, response_model=NotifyResult)
-async def notify(caller: ServiceCaller, body: NotifyRequest, hub: HubDep) -> NotifyResult:
-    """Push a notification to every open connection of the employee (internal)."""
+@router.post(
+    "/notify",
+    status_code=202,
+    response_model=NotifyResult,
+    responses={503: {"description": "Not stored (the broker is unavailable): try again."}},
+)
+async def notify(caller: ServiceCaller, body: NotifyRequest, stream: StreamDep) -> NotifyResult:
+    """Store a notification for every open connection of the employee, on whichever replica
+    (internal). Answered once the broker has confirmed it durably stored."""
     fields = body.model_dump(by_alias=True, exclude_none=True)
     traceparent = current_traceparent()
     if traceparent is not None:
         fields["traceparent"] = traceparent
-    return NotifyResult(delivered=hub.publish(fields))
+    await stream.publish(fields)
+    return NotifyResult(delivered=True)
 
 
 SOCKET_PATH = re.compile(r"/ws/([^/]*)")
@@ -148,11 +168,18 @@ async def notification_socket(
     Only that employee's own token (see ``offered_token``) is accepted."""
     state = websocket.app.state
     hub: Hub = state.hub
+    stream: NotificationStream = state.stream
     settings: NotificationSettings = state.settings
     principal = await _authenticate(websocket, token)
     if principal is None or principal.employee_id != employee_id:
         DROPPED_CONNECTIONS.labels("unauthorized").inc()
         await websocket.close(1008, "a valid token for this employee is required")
+        return
+    if not stream.caught_up:
+        # Until then the backlog is incomplete and old entries would be pushed as new.
+        DROPPED_CONNECTIONS.labels(CATCHING_UP.label).inc()
+        await websocket.accept()
+        await websocket.close(CATCHING_UP.code, CATCHING_UP.reason)
         return
     try:
         subscription = hub.subscribe(employee_id, websocket, after=after)

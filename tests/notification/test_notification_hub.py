@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -12,10 +13,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from services.notification import hub as hub_module
 from services.notification.hub import Hub, TooManyConnections
+
+# Ids come from the stream's offsets (stream.py): increasing, with gaps.
+_ids = itertools.count(10, 3)
 
 
 class FakeSocket:
@@ -69,12 +72,16 @@ def connect(hub: Hub, employee_id: int, *, after: int | None = None, **kind: boo
     return socket
 
 
+def publish(hub: Hub, notification: dict[str, Any]) -> bool:
+    return hub.publish(notification, notification_id=next(_ids))
+
+
 def note(employee_id: int, title: str = "t", **fields: Any) -> dict[str, Any]:
     return {"employeeId": employee_id, "type": "approval_result", "title": title, **fields}
 
 
 async def test_publish_without_connections_is_undelivered_but_kept_for_replay(hub: Hub) -> None:
-    assert hub.publish(note(1, "while away")) is False
+    assert publish(hub, note(1, "while away")) is False
 
     socket = connect(hub, 1, after=0)
 
@@ -84,7 +91,7 @@ async def test_publish_without_connections_is_undelivered_but_kept_for_replay(hu
 async def test_every_connection_of_an_employee_receives_each_notification(hub: Hub) -> None:
     first, second = connect(hub, 1), connect(hub, 1)
 
-    assert hub.publish(note(1, "hello")) is True
+    assert publish(hub, note(1, "hello")) is True
 
     assert await first.next() == await second.next()
 
@@ -92,8 +99,8 @@ async def test_every_connection_of_an_employee_receives_each_notification(hub: H
 async def test_another_employees_connection_receives_nothing(hub: Hub) -> None:
     mine, theirs = connect(hub, 1), connect(hub, 2)
 
-    hub.publish(note(1, "for 1"))
-    hub.publish(note(2, "for 2"))
+    publish(hub, note(1, "for 1"))
+    publish(hub, note(2, "for 2"))
 
     assert (await mine.next())["title"] == "for 1"
     assert (await theirs.next())["title"] == "for 2"
@@ -104,7 +111,7 @@ async def test_another_employees_connection_receives_nothing(hub: Hub) -> None:
 async def test_pushed_message_has_the_fields_an_id_and_a_utc_created_at(hub: Hub) -> None:
     socket = connect(hub, 1)
 
-    hub.publish(note(1, "결재 요청", requestId=7, step=2, approverId=3, finalStatus=None))
+    publish(hub, note(1, "결재 요청", requestId=7, step=2, approverId=3, finalStatus=None))
 
     message = await socket.next()
     assert set(message) == {
@@ -121,32 +128,43 @@ async def test_pushed_message_has_the_fields_an_id_and_a_utc_created_at(hub: Hub
     assert datetime.fromisoformat(message["createdAt"]).utcoffset() == timedelta(0)
 
 
-async def test_ids_increase_even_when_the_clock_stands_still(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch
+async def test_a_connection_is_never_pushed_an_id_at_or_below_what_it_has_seen(
+    hub: Hub,
 ) -> None:
-    monkeypatch.setattr(hub_module.time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    """A replica that reads the stream behind the one the client came from must not push
+    again what the client has already received there."""
+    socket = connect(hub, 1, after=100)
+
+    hub.publish(note(1, "seen elsewhere"), notification_id=99)
+    hub.publish(note(1, "also seen"), notification_id=100)
+    hub.publish(note(1, "new"), notification_id=101)
+    hub.publish(note(1, "new again"), notification_id=102)
+
+    assert [message["title"] for message in await socket.take(2)] == ["new", "new again"]
+    await asyncio.sleep(0.01)
+    assert socket.messages.empty()
+
+
+async def test_the_push_span_continues_the_span_that_published_elsewhere() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hub = make_hub(tracer=provider.get_tracer("test"))
     socket = connect(hub, 1)
+    publisher = SpanContext(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True, TraceFlags(1)
+    )
 
-    for n in range(5):
-        hub.publish(note(1, str(n)))
+    hub.publish(note(1), notification_id=7, parent=publisher)
+    await socket.next()
+    await hub.close_all()
 
-    ids = [message["id"] for message in await socket.take(5)]
-    assert ids == sorted(set(ids))
-
-
-async def test_a_restarted_hub_issues_ids_above_the_previous_ones() -> None:
-    before, after = make_hub(), make_hub()
-    old = connect(before, 1)
-    before.publish(note(1))
-    last_before_restart = (await old.next())["id"]
-    await before.close_all()
-    await asyncio.sleep(0.001)
-
-    new = connect(after, 1)
-    after.publish(note(1))
-
-    assert (await new.next())["id"] > last_before_restart
-    await after.close_all()
+    (push,) = exporter.get_finished_spans()
+    assert push.parent is not None
+    assert (push.context.trace_id, push.parent.span_id) == (
+        publisher.trace_id,
+        publisher.span_id,
+    )
 
 
 async def test_reconnecting_after_an_id_replays_exactly_the_missed_ones_in_order(
@@ -154,12 +172,12 @@ async def test_reconnecting_after_an_id_replays_exactly_the_missed_ones_in_order
 ) -> None:
     first = connect(hub, 1)
     for n in range(5):
-        hub.publish(note(1, str(n)))
+        publish(hub, note(1, str(n)))
     seen = await first.take(5)
     await hub.close_all()
 
     again = connect(hub, 1, after=seen[1]["id"])
-    hub.publish(note(1, "live"))
+    publish(hub, note(1, "live"))
 
     titles = [message["title"] for message in await again.take(4)]
     assert titles == ["2", "3", "4", "live"]
@@ -169,7 +187,7 @@ async def test_reconnecting_after_an_id_replays_exactly_the_missed_ones_in_order
 async def test_replay_is_bounded_by_the_backlog() -> None:
     hub = make_hub(backlog_per_employee=3)
     for n in range(5):
-        hub.publish(note(1, str(n)))
+        publish(hub, note(1, str(n)))
 
     socket = connect(hub, 1, after=0)
 
@@ -179,13 +197,13 @@ async def test_replay_is_bounded_by_the_backlog() -> None:
 
 async def test_the_backlog_is_bounded_in_all_trimming_the_least_recently_notified_first() -> None:
     hub = make_hub(backlog_per_employee=3, backlog_total=4)
-    hub.publish(note(1, "a1"))
-    hub.publish(note(2, "b1"))
-    hub.publish(note(1, "a2"))
-    hub.publish(note(3, "c1"))
-    hub.publish(note(3, "c2"))  # five kept would be one too many: employee 2 was idlest
+    publish(hub, note(1, "a1"))
+    publish(hub, note(2, "b1"))
+    publish(hub, note(1, "a2"))
+    publish(hub, note(3, "c1"))
+    publish(hub, note(3, "c2"))  # five kept would be one too many: employee 2 was idlest
     for n in range(3, 6):
-        hub.publish(note(1, f"a{n}"))  # employee 1's own bound replaces, never adds
+        publish(hub, note(1, f"a{n}"))  # employee 1's own bound replaces, never adds
 
     replays = {employee: connect(hub, employee, after=0) for employee in (1, 2, 3)}
     await asyncio.sleep(0.05)
@@ -203,7 +221,7 @@ async def test_a_stuck_connection_is_dropped_while_the_others_keep_receiving() -
     stuck, healthy = connect(hub, 1, stuck=True), connect(hub, 1)
 
     for n in range(10):
-        assert hub.publish(note(1, str(n))) is True
+        assert publish(hub, note(1, str(n))) is True
         await asyncio.sleep(0)
 
     assert [message["title"] for message in await healthy.take(10)] == [str(n) for n in range(10)]
@@ -215,7 +233,7 @@ async def test_a_stuck_connection_is_dropped_while_the_others_keep_receiving() -
 async def test_closing_a_stuck_connection_does_not_hang_the_hub() -> None:
     hub = make_hub()
     stuck = connect(hub, 1, stuck=True)
-    hub.publish(note(1))
+    publish(hub, note(1))
 
     await asyncio.wait_for(hub.close_all(), 1)
 
@@ -236,11 +254,11 @@ async def test_connections_over_the_per_employee_limit_are_refused() -> None:
 async def test_a_connection_whose_send_fails_is_forgotten(hub: Hub) -> None:
     connect(hub, 1, broken=True)
 
-    assert hub.publish(note(1)) is True
+    assert publish(hub, note(1)) is True
     await asyncio.sleep(0.01)
 
     assert hub.connection_count(1) == 0
-    assert hub.publish(note(1)) is False
+    assert publish(hub, note(1)) is False
 
 
 async def test_closing_the_hub_closes_every_connection_as_going_away(hub: Hub) -> None:
@@ -261,7 +279,7 @@ async def test_the_push_span_is_a_child_of_the_request_that_published() -> None:
     socket = connect(hub, 1)
 
     with tracer.start_as_current_span("POST /notify") as request_span:
-        hub.publish(note(1, requestId=7))
+        publish(hub, note(1, requestId=7))
     await socket.next()
     await hub.close_all()
 

@@ -29,6 +29,7 @@ from websockets.uri import parse_uri
 from devstack.apps import stop_process
 from services.notification.client import watch
 from tests.support.auth import as_service, token_for
+from tests.support.stack import AMQP_URL
 
 REPO = Path(__file__).resolve().parents[2]
 SEND_QUEUE_SIZE = 32
@@ -51,7 +52,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def base_url(infra: None) -> Iterator[str]:
+    """One replica on a stream of its own in the session's vhost (the N=1 case)."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     env |= {
@@ -59,6 +61,8 @@ def base_url() -> Iterator[str]:
         "NOTIFICATION_SEND_QUEUE_SIZE": str(SEND_QUEUE_SIZE),
         "NOTIFICATION_MAX_CONNECTIONS_PER_EMPLOYEE": str(MAX_CONNECTIONS),
         "NOTIFICATION_LOG_LEVEL": "WARNING",
+        "NOTIFICATION_AMQP_URL": AMQP_URL,
+        "NOTIFICATION_STREAM": f"notifications-ws-{port}",
     }
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
@@ -80,25 +84,25 @@ def base_url() -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, proc, log)
+            _wait_ready(url, proc, log)
             yield url
         finally:
             stop_process(proc, grace=10)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any) -> None:
-    deadline = time.monotonic() + 20
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Any) -> None:
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             log.seek(0)
             pytest.fail(f"notification-service exited on start:\n{log.read().decode()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.05)
-    pytest.fail("notification-service did not answer /health in time")
+    pytest.fail("notification-service was not ready in time")
 
 
 @pytest.fixture
@@ -151,14 +155,22 @@ async def test_health_ready_and_metrics_answer(http: httpx.AsyncClient) -> None:
         "erp_notifications_total",
         "erp_websocket_dropped_connections_total",
         "erp_notification_push_duration_seconds",
+        "erp_notification_stream_offset",
+        "erp_notification_stream_lag_seconds",
+        "erp_notification_stream_caught_up",
     ):
         assert f"# TYPE {name} " in metrics.text
 
 
-async def test_notify_without_an_open_connection_is_not_delivered(
-    http: httpx.AsyncClient,
+async def test_notify_without_an_open_connection_is_stored_for_replay(
+    base_url: str, http: httpx.AsyncClient
 ) -> None:
-    assert await notify(http, new_employee(), title="nobody listening") is False
+    """``delivered`` means stored in the stream: a client connecting later replays it."""
+    employee = new_employee()
+    assert await notify(http, employee, title="nobody listening") is True
+
+    async with connect(ws_url(base_url, f"/ws/{employee}?after=0")) as websocket:
+        assert (await next_message(websocket))["title"] == "nobody listening"
 
 
 async def test_every_connection_of_an_employee_receives_each_notification(

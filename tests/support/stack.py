@@ -111,7 +111,7 @@ class Stack:
                 "APPROVAL_PROCESSING_APPROVAL_REQUEST_SERVICE_URL": url("approval_request"),
                 "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": url("notification"),
             },
-            "notification": {},
+            "notification": {"NOTIFICATION_AMQP_URL": amqp_url(self.db)},
         }[package]
         return {
             **env,
