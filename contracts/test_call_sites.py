@@ -73,8 +73,13 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         AP_NOTIFICATION,
         ("an approval_assigned notification",),
     ),
-    # Parks a received hand-off for a later retry: the same body comes back to approval.work.
+    # Parks a received hand-off for a later retry: the same body comes back to its partition.
     ("services/approval_processing/consumer.py", "WorkConsumer._tell_approver"): (
+        AP_REQUEST,
+        HANDOFFS,
+    ),
+    # Moves a hand-off left in the unpartitioned approval.work to its partition, unchanged.
+    ("services/approval_processing/consumer.py", "WorkConsumer.move_to_partition"): (
         AP_REQUEST,
         HANDOFFS,
     ),

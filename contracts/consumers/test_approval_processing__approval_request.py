@@ -17,7 +17,7 @@ from contracts.support import DECISION, STEP_STATUS, service_token
 from services.approval_processing.clients import submit_decision, waiting_steps
 from services.approval_processing.consumer import parse_work_item
 from services.approval_processing.inbox import WorkItem
-from services.common.messaging import EXCHANGE, WORK_ROUTING_KEY
+from services.common.messaging import EXCHANGE, partition_of, partition_routing_key
 
 CONSUMER = "approval-processing-service"
 PROVIDER = "approval-request-service"
@@ -173,7 +173,10 @@ def _step(step: int, approver_id: int, status: str) -> dict[str, Any]:
     }
 
 
-def _handoff(pact: Pact, description: str, state: str, steps: list[dict[str, Any]]) -> None:
+def _handoff(
+    pact: Pact, description: str, state: str, steps: list[dict[str, Any]], approver: int
+) -> None:
+    """Routed to the partition of the approver it waits for: only its owner consumes it."""
     (
         pact.upon_receiving(description, "Async")
         .given(state)
@@ -187,7 +190,9 @@ def _handoff(pact: Pact, description: str, state: str, steps: list[dict[str, Any
             },
             "application/json",
         )
-        .with_metadata({"exchange": EXCHANGE, "routingKey": WORK_ROUTING_KEY})
+        .with_metadata(
+            {"exchange": EXCHANGE, "routingKey": partition_routing_key(partition_of(approver))}
+        )
     )
 
 
@@ -197,11 +202,12 @@ def _consume(expected: tuple[int, int]) -> Handler:
     def handle(body: str | bytes | None, metadata: dict[str, object]) -> None:
         assert body is not None
         assert metadata["contentType"] == "application/json"
-        assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, WORK_ROUTING_KEY)
         raw = body.encode() if isinstance(body, str) else body
         item = parse_work_item(raw)
         assert item is not None
         assert (item.requestId, item.step, item.approverId) == (12, *expected)
+        key = partition_routing_key(partition_of(item.approverId))
+        assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, key)
 
     return handle
 
@@ -212,6 +218,7 @@ def test_a_new_request_is_handed_to_its_first_approver(pact: Pact) -> None:
         "an approval.work hand-off of a new request",
         "approval request 12 awaits step 1 of approvers 2, 3",
         [_step(1, 2, "pending"), _step(2, 3, "pending")],
+        approver=2,
     )
 
     pact.verify(_consume((1, 2)), "Async")
@@ -223,6 +230,7 @@ def test_an_approved_step_hands_the_request_to_the_next_approver(pact: Pact) -> 
         "an approval.work hand-off of the next step after an approval",
         AWAITS_STEP_2,
         [_step(1, 2, "approved"), _step(2, 3, "pending")],
+        approver=3,
     )
 
     pact.verify(_consume((2, 3)), "Async")

@@ -18,10 +18,17 @@ from services.approval_processing.clients import notify_assigned, waiting_steps
 from services.approval_processing.consumer import WorkConsumer
 from services.approval_processing.inbox import Inbox, WorkItem
 from services.approval_processing.metrics import CONSUMER_CONNECTED, INBOX_REBUILD_SECONDS
+from services.approval_processing.replicas import Ownership
 from services.approval_processing.router import router
 from services.approval_processing.settings import ApprovalProcessingSettings
 from services.common import build_app, create_http_session
-from services.common.messaging import connect, declare_topology
+from services.common.messaging import (
+    PARTITION_RETRY_EXCHANGE,
+    connect,
+    declare_partitions,
+    declare_topology,
+    partition_queue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +48,15 @@ class Runtime:
         self.app = app
         self.settings: ApprovalProcessingSettings = app.state.settings
         self.inbox: Inbox = app.state.inbox
+        self.ownership: Ownership = app.state.ownership
         self.connection: AbstractRobustConnection | None = None
         self.consuming = False
 
     async def rebuild(self) -> None:
-        """Hold again every step awaiting a decision, read from the source of truth."""
+        """Hold again every step awaiting a decision of an approver this replica owns, read
+        from the source of truth. Every replica reads the whole list and keeps its share: the
+        request service would read every waiting request for a filtered page too (the
+        awaited approver is not an indexed field), so filtering there saves only transfer."""
         started = time.perf_counter()
         after, count = 0, 0
         async for attempt in AsyncRetrying(
@@ -61,6 +72,8 @@ class Runtime:
                         limit=self.settings.rebuild_page_size,
                     )
                     for row in page:
+                        if not self.ownership.owns(row["approverId"]):
+                            continue
                         if self.inbox.add(_work_item(row)) is not None:
                             count += 1
                     if len(page) < self.settings.rebuild_page_size:
@@ -75,7 +88,9 @@ class Runtime:
         self.connection = await connect(self.settings.amqp_url)
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=self.settings.prefetch)
-        exchange, queue = await declare_topology(channel)
+        exchange, legacy = await declare_topology(channel)
+        partitions = await declare_partitions(channel)
+        retry_exchange = await channel.get_exchange(PARTITION_RETRY_EXCHANGE, ensure=False)
 
         async def notify(notification: dict[str, Any]) -> bool:
             return await notify_assigned(
@@ -83,13 +98,22 @@ class Runtime:
             )
 
         consumer = WorkConsumer(self.inbox, notify)
-        consumer.exchange = exchange
-        await queue.consume(consumer.handle)
+        consumer.exchange, consumer.retry_exchange = exchange, retry_exchange
+        owned = self.ownership.partitions
+        for partition in owned:
+            await partitions[partition].consume(consumer.handle)
+        if self.ownership.index == 0:
+            await legacy.consume(consumer.move_to_partition)
         self.consuming = True
         CONSUMER_CONNECTED.set(1)
         self.connection.close_callbacks.add(lambda *_: CONSUMER_CONNECTED.set(0))
         self.connection.reconnect_callbacks.add(lambda *_: CONSUMER_CONNECTED.set(1))
-        logger.info("consuming approval.work")
+        logger.info(
+            "replica %d of %d consuming %s",
+            self.ownership.index,
+            self.ownership.replicas,
+            ", ".join(partition_queue(p) for p in owned),
+        )
 
     async def check_broker(self) -> None:
         if not self.consuming or self.connection is None or self.connection.is_closed:
@@ -107,7 +131,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout_seconds=settings.http_timeout_seconds,
         authorization=app.state.service_credentials.header,
     )
+    # Forwarded calls carry the caller's own credentials, never this service's.
+    app.state.peer_http = create_http_session(timeout_seconds=settings.http_timeout_seconds)
     app.state.inbox = Inbox(remembered_decisions=settings.remembered_decisions)
+    app.state.ownership = Ownership(
+        index=settings.replica_index, replicas=settings.replicas, peers=tuple(settings.peers())
+    )
+    app.state.ownership.publish_metrics()
     runtime = Runtime(app)
     app.state.readiness_checks = {"rabbitmq": runtime.check_broker, "inbox": runtime.check_inbox}
     tasks = [asyncio.create_task(runtime.rebuild()), asyncio.create_task(runtime.consume())]
@@ -120,6 +150,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime.connection is not None:
             await runtime.connection.close()
         await app.state.http.close()
+        await app.state.peer_http.close()
 
 
 def create_app(settings: ApprovalProcessingSettings | None = None) -> FastAPI:

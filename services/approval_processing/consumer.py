@@ -1,5 +1,7 @@
-"""Consumes ``approval.work``: each message becomes a held inbox item (acked only after),
-then its approver is told. Unparseable messages are dead-lettered, never dropped."""
+"""Consumes this replica's ``approval.work`` partitions: each message becomes a held inbox
+item (acked only after), then its approver is told. Unparseable messages are dead-lettered,
+never dropped. What older publishers left in ``approval.work`` itself is moved to the
+partitions."""
 
 from __future__ import annotations
 
@@ -17,7 +19,12 @@ from services.approval_processing.inbox import Inbox, WorkItem
 from services.approval_processing.metrics import DEAD_LETTERED, MESSAGES_CONSUMED
 from services.common import extract_context
 from services.common.limits import Id
-from services.common.messaging import RETRY_ROUTING_KEY, WORK_QUEUE, json_message
+from services.common.messaging import (
+    WORK_QUEUE,
+    json_message,
+    partition_of,
+    partition_routing_key,
+)
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -75,7 +82,9 @@ class WorkConsumer:
     def __init__(self, inbox: Inbox, notify: Notify) -> None:
         self.inbox = inbox
         self.notify = notify
+        # Where hand-offs are published, and where a parked one waits before coming back.
         self.exchange: AbstractExchange | None = None
+        self.retry_exchange: AbstractExchange | None = None
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         parent = extract_context(message.headers or {})
@@ -83,7 +92,11 @@ class WorkConsumer:
             f"{WORK_QUEUE} process",
             context=parent,
             kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "rabbitmq", "messaging.destination.name": WORK_QUEUE},
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.destination.name": WORK_QUEUE,
+                "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
+            },
         ) as span:
             try:
                 item = parse_work_item(message.body)
@@ -123,9 +136,10 @@ class WorkConsumer:
                 item.requestId,
                 exc,
             )
-            if self.exchange is not None:
+            if self.retry_exchange is not None:
                 retry = json_message(orjson.loads(message.body), headers=message.headers)
-                await self.exchange.publish(retry, routing_key=RETRY_ROUTING_KEY, timeout=5)
+                key = partition_routing_key(partition_of(item.approverId))
+                await self.retry_exchange.publish(retry, routing_key=key, timeout=5)
             MESSAGES_CONSUMED.labels("retried").inc()
             return
         item.notified = True
@@ -136,3 +150,26 @@ class WorkConsumer:
             item.approverId,
         )
         MESSAGES_CONSUMED.labels("held").inc()
+
+    async def move_to_partition(self, message: AbstractIncomingMessage) -> None:
+        """A hand-off from ``approval.work`` (an older publisher, or its retry queue) goes,
+        unchanged, to the partition of its approver; acked once the broker has it."""
+        try:
+            item = parse_work_item(message.body)
+        except ValueError as exc:
+            logger.error("unparseable approval.work message dead-lettered: %s", exc)
+            DEAD_LETTERED.inc()
+            await message.reject(requeue=False)
+            return
+        if item is None:
+            MESSAGES_CONSUMED.labels("stale").inc()
+            await message.ack()
+            return
+        if self.exchange is None:
+            await message.nack(requeue=True)
+            return
+        moved = json_message(orjson.loads(message.body), headers=message.headers)
+        key = partition_routing_key(partition_of(item.approverId))
+        await self.exchange.publish(moved, routing_key=key, timeout=5)
+        MESSAGES_CONSUMED.labels("moved").inc()
+        await message.ack()

@@ -4,11 +4,13 @@ from prometheus_client import Counter, Gauge
 
 INBOX_ITEMS = Gauge("erp_inbox_items", "Work items waiting in approvers' inboxes.")
 CONSUMER_CONNECTED = Gauge(
-    "erp_amqp_consumer_connected", "1 while the approval.work consumer is connected, else 0."
+    "erp_amqp_consumer_connected",
+    "1 while the approval.work partitions' consumer is connected, else 0.",
 )
 MESSAGES_CONSUMED = Counter(
     "erp_amqp_messages_consumed_total",
-    "approval.work messages handled, by outcome (held, duplicate, stale, retried).",
+    "approval.work messages handled, by outcome (held, duplicate, stale, retried, moved: "
+    "taken from the unpartitioned queue to its partition).",
     ["outcome"],
 )
 DEAD_LETTERED = Counter(
@@ -21,4 +23,15 @@ DECISIONS_SUBMITTED = Counter(
     "erp_processing_decisions_total",
     "Approver decisions submitted, by action and result (applied, conflict, gone, failed).",
     ["action", "result"],
+)
+FORWARDED = Counter(
+    "erp_processing_forwarded_total",
+    "Calls passed to the replica owning the approver, by method and outcome "
+    "(answered, owner_unavailable, misrouted: a forwarded call that reached a non-owner).",
+    ["method", "outcome"],
+)
+PARTITION_OWNED = Gauge(
+    "erp_processing_partition_owned",
+    "1 for each approval.work partition this replica holds the inboxes of, 0 for the others.",
+    ["partition"],
 )

@@ -1,15 +1,18 @@
-"""HTTP surface of approval-processing-service: approvers read and decide their inbox."""
+"""HTTP surface of approval-processing-service: approvers read and decide their inbox, on
+whichever replica the call lands (a replica that does not hold the inbox forwards it)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from services.approval_processing.clients import REQUESTS, submit_decision
 from services.approval_processing.inbox import Inbox
 from services.approval_processing.metrics import DECISIONS_SUBMITTED
+from services.approval_processing.replicas import forward
 from services.common import DependencyUnavailable
 from services.common.auth import CurrentPrincipal, Principal
 from services.common.limits import PathId
@@ -39,7 +42,7 @@ class ActionIn(BaseModel):
     action: Literal["approve", "reject"]
 
 
-async def _inbox(request: Request) -> Inbox:
+def _inbox(request: Request) -> Inbox:
     """The inbox, once rebuilt: until then it may lack waiting items, and a decision on one
     it lacks would be a wrong 404, so the caller is told to come back (503, Retry-After)."""
     inbox: Inbox = request.app.state.inbox
@@ -48,7 +51,6 @@ async def _inbox(request: Request) -> Inbox:
     return inbox
 
 
-InboxDep = Annotated[Inbox, Depends(_inbox)]
 EmployeeId = PathId
 
 
@@ -59,10 +61,12 @@ def _only_the_approver(principal: Principal, approver_id: int) -> None:
 
 @router.get("/{approver_id}", response_model=list[WorkItemOut], responses={503: {}})
 async def list_inbox(
-    principal: CurrentPrincipal, approver_id: EmployeeId, inbox: InboxDep
-) -> list[dict[str, Any]]:
+    principal: CurrentPrincipal, approver_id: EmployeeId, request: Request
+) -> list[dict[str, Any]] | Response:
     _only_the_approver(principal, approver_id)
-    return [item.public() for item in inbox.pending(approver_id)]
+    if (answer := await forward(request, request.app.state.ownership, approver_id)) is not None:
+        return answer
+    return [item.public() for item in _inbox(request).pending(approver_id)]
 
 
 @router.post(
@@ -75,10 +79,12 @@ async def decide(
     approver_id: EmployeeId,
     request_id: EmployeeId,
     body: ActionIn,
-    inbox: InboxDep,
     request: Request,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     _only_the_approver(principal, approver_id)
+    if (answer := await forward(request, request.app.state.ownership, approver_id)) is not None:
+        return answer
+    inbox = _inbox(request)
     item = inbox.find(approver_id, request_id)
     if item is None:
         raise HTTPException(404, NO_ITEM)

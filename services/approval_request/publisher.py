@@ -1,4 +1,5 @@
-"""Publishes approval hand-offs to RabbitMQ with publisher confirms and trace context."""
+"""Publishes approval hand-offs to RabbitMQ with publisher confirms and trace context, each
+to the partition of the approver it waits for (docs/decisions.md D22)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from services.common.messaging import (
     EXCHANGE,
     WORK_ROUTING_KEY,
     connect,
+    declare_partitions,
     declare_topology,
+    handoff_partition,
     json_message,
+    partition_routing_key,
 )
 from services.common.telemetry import call_attributes, ending
 
@@ -38,6 +42,9 @@ class WorkPublisher:
         self.connection = await connect(self.url)
         channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         self.exchange, _ = await declare_topology(channel)
+        # Every partition exists before the first publish: a mandatory publish to a key no
+        # queue is bound to yet would be returned (and raise) until its consumer declared it.
+        await declare_partitions(channel)
         self._ready.set()
         logger.info("publisher connected to RabbitMQ")
 
@@ -52,10 +59,11 @@ class WorkPublisher:
     async def publish(self, body: dict[str, Any]) -> None:
         if self.exchange is None:
             raise DependencyUnavailable("rabbitmq")
+        routing_key = partition_routing_key(handoff_partition(body))
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "rabbitmq",
             "messaging.destination.name": EXCHANGE,
-            "messaging.rabbitmq.destination.routing_key": WORK_ROUTING_KEY,
+            "messaging.rabbitmq.destination.routing_key": routing_key,
             "erp.request_id": body["requestId"],
         }
         extra = call_attributes()
@@ -71,6 +79,6 @@ class WorkPublisher:
             message = json_message(body, headers=headers)
             async with track_dependency("rabbitmq", "publish"):
                 await self.exchange.publish(
-                    message, routing_key=WORK_ROUTING_KEY, mandatory=True, timeout=5
+                    message, routing_key=routing_key, mandatory=True, timeout=5
                 )
         AMQP_PUBLISHED.labels(WORK_ROUTING_KEY).inc()

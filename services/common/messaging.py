@@ -1,5 +1,10 @@
 """RabbitMQ topology and helpers shared by the approval publisher and its consumer.
 
+Hand-offs travel in fixed partition queues, one partition per ``approverId % PARTITIONS``,
+so that each approver's items reach exactly one approval-processing replica, in order
+(docs/decisions.md D22). ``approval.work`` remains only to drain what older publishers
+left in it.
+
 aio-pika 10 is outside what the contrib OpenTelemetry instrumentation supports, so trace
 context is carried by hand in the message headers (W3C ``traceparent``).
 """
@@ -7,6 +12,7 @@ context is carried by hand in the message headers (W3C ``traceparent``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aio_pika
@@ -36,6 +42,13 @@ RETRY_QUEUE = "approval.work.retry"
 RETRY_ROUTING_KEY = "approval.retry"
 # A message parked for a retry comes back to the work queue after this long.
 RETRY_DELAY_MS = 5000
+# Fixed for the life of a deployment: the partition of an approver must never change while
+# hand-offs wait in the queues. At least the largest replica count of approval-processing.
+PARTITIONS = 12
+# Retries of partitioned hand-offs: the queue dead-letters to EXCHANGE with no fixed routing
+# key, so a parked message comes back with its own key, to its own partition.
+PARTITION_RETRY_EXCHANGE = "approval.partition-retry"
+PARTITION_RETRY_QUEUE = "approval.work.partition-retry"
 
 
 async def connect(url: str, *, give_up_after: float | None = None) -> AbstractRobustConnection:
@@ -79,6 +92,58 @@ async def declare_topology(channel: AbstractChannel) -> tuple[AbstractExchange, 
     )
     await retry.bind(exchange, RETRY_ROUTING_KEY)
     return exchange, queue
+
+
+def partition_of(approver_id: int) -> int:
+    return approver_id % PARTITIONS
+
+
+def partition_queue(partition: int) -> str:
+    return f"{WORK_QUEUE}.p{partition:02d}"
+
+
+def partition_routing_key(partition: int) -> str:
+    return f"{WORK_ROUTING_KEY}.p{partition:02d}"
+
+
+def handoff_partition(body: Mapping[str, Any]) -> int:
+    """The partition of a hand-off: that of the approver of its lowest pending step, the one
+    its consumer holds (a hand-off with none pending is stale anywhere; any partition does)."""
+    pending = [s for s in body.get("steps") or () if s.get("status") == "pending"]
+    if not pending:
+        return partition_of(int(body.get("requestId") or 0))
+    return partition_of(int(min(pending, key=lambda s: s["step"])["approverId"]))
+
+
+async def declare_partitions(
+    channel: AbstractChannel, partitions: Iterable[int] = range(PARTITIONS)
+) -> dict[int, AbstractQueue]:
+    """Idempotent, after ``declare_topology``: the partition queues (single active consumer,
+    dead-lettered as ``approval.work`` is) and the retry queue that sends each back home."""
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    queues = {}
+    for partition in partitions:
+        queue = await channel.declare_queue(
+            partition_queue(partition),
+            durable=True,
+            arguments={
+                "x-single-active-consumer": True,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": WORK_ROUTING_KEY,
+            },
+        )
+        await queue.bind(exchange, partition_routing_key(partition))
+        queues[partition] = queue
+    retry_exchange = await channel.declare_exchange(
+        PARTITION_RETRY_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    retry = await channel.declare_queue(
+        PARTITION_RETRY_QUEUE,
+        durable=True,
+        arguments={"x-message-ttl": RETRY_DELAY_MS, "x-dead-letter-exchange": EXCHANGE},
+    )
+    await retry.bind(retry_exchange)
+    return queues
 
 
 def json_message(body: Any, *, headers: dict[str, Any] | None = None) -> aio_pika.Message:

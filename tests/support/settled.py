@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from services.common.messaging import WORK_QUEUE
+from services.common.messaging import PARTITIONS, WORK_QUEUE, partition_queue
 from tests.support.pipeline import eventually
 from tests.support.stack import MONGO_URL, TEST_DB
 
@@ -45,19 +45,22 @@ async def effect_attempted(request_id: int, kind: str, *, timeout: float = 30.0)
     await eventually(probe, timeout=timeout, what=f"a failed {kind} of request {request_id}")
 
 
+WORK_QUEUES = {WORK_QUEUE, *(partition_queue(p) for p in range(PARTITIONS))}
+
+
 async def _work_queue_depth() -> int:
-    """Messages in the work queue, delivered-but-unacked ones included."""
+    """Messages in the work queues (the partitions and the unpartitioned one they replace),
+    delivered-but-unacked ones included."""
     listing = await asyncio.create_subprocess_exec(
         *("rabbitmqctl", "-q", "list_queues", "-p", TEST_DB, "name", "messages"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await listing.communicate()
-    for line in out.decode().splitlines():
-        name, _, count = line.partition("\t")
-        if name == WORK_QUEUE:
-            return int(count)
-    raise AssertionError(f"no {WORK_QUEUE} queue in {out.decode()!r}")
+    depths = dict(line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line)
+    missing = WORK_QUEUES - depths.keys()
+    assert not missing, f"no {sorted(missing)} queues in {out.decode()!r}"
+    return sum(int(depths[name]) for name in WORK_QUEUES)
 
 
 async def settled(*request_ids: int, timeout: float = 30.0) -> None:
@@ -69,4 +72,4 @@ async def settled(*request_ids: int, timeout: float = 30.0) -> None:
     async def consumed() -> bool:
         return await _work_queue_depth() == 0
 
-    await eventually(consumed, timeout=timeout, what=f"the {WORK_QUEUE} queue to empty")
+    await eventually(consumed, timeout=timeout, what="the approval.work queues to empty")
