@@ -195,7 +195,7 @@ class OutboxRelay:
                     ]
                     release = (doc.get("outboxVersion", 0), min(later, default=FAR_FUTURE))
                     if await self.repository.settle(
-                        request_id=request_id, owner=owner, release=release, **vars(done)
+                        doc=doc, owner=owner, release=release, **vars(done)
                     ):
                         return
                     if (newer := self._newer(held, doc)) is not None:
@@ -205,7 +205,7 @@ class OutboxRelay:
             # record what was done and go again on the document as written.
             held.stored_meanwhile, held.newer = False, None
             doc = await self.repository.record_round(
-                request_id=request_id, owner=owner, now=datetime.now(UTC), **vars(done)
+                doc=doc, owner=owner, now=datetime.now(UTC), **vars(done)
             )
             done = _Round([], {}, {})
 

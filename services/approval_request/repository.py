@@ -1,28 +1,40 @@
-"""MongoDB access for approval documents. Every state change is one conditional update on
-one document (expected version and step status in the filter), never read-modify-replace.
+"""MongoDB access for approval documents. Every write to a stored document is a transition
+from one ``revision`` to the next, claimed first: the writer inserts the transition into
+``transitions`` under the key (document, revision + 1), whose uniqueness the server enforces,
+and only then rewrites the document, conditionally on the revision it judged (and on the
+expected version, step status and lease, which make the write alone atomic on MongoDB).
+Of concurrent writers from any number of processes exactly one inserts the claim; the others
+get ``DuplicateKeyError``, read again and judge again. That holds on the local server too
+(FerretDB 1.24), which runs an update as a query followed by a rewrite of the whole document,
+so two concurrent conditional updates of one document can both "match" and the second
+silently drops the first (measured: 3 of 50 concurrent compare-and-set updates won), but
+which does enforce unique indexes (docs/decisions.md D21).
+
+A claim carries the update it stands for. A writer that dies between the claim and the
+rewrite leaves a claimed, unapplied transition that blocks every later one; whoever next
+meets it (a write whose claim collides, a read of an open request) applies it once it is
+older than ``roll_forward_after`` (roll forward), and goes on. The claims stay: they are the
+history of every change of every request.
 
 The outbox lives inside the document as ``outbox.<effectId>`` entries so a state change and
-the messages it implies are written by the same atomic update. That write also takes the
-relay lease when it is free and hands the stored document back, so the writer delivers at
-once without another round trip to claim it (``StoredWrite.leased``); when a relay of this
+the messages it implies are written by the same transition. That write also takes the relay
+lease when it is free and hands the stored document back, so the writer delivers at once
+without another round trip to claim it (``StoredWrite.leased``); when a relay of this
 process already holds the lease, the write hands the document to that relay instead
 (``StoredWrite.written``). A decision judges what this process last wrote of the request
-(``recent``) and needs no read when that copy is still current. ``outboxOpen`` marks
-documents with effects still to deliver: the relay's poller finds them by that equality
-(the local server pushes nothing else down to an index, docs/decisions.md D10).
+(``recent``) and needs no read when that copy is still current: if another process wrote
+since, the claim of the next revision collides and the decision is judged again on the
+stored document. ``outboxOpen`` marks documents with effects still to deliver: the relay's
+poller finds them by that equality (the local server pushes nothing else down to an index,
+docs/decisions.md D10).
 
 Every taking of the lease stores a fresh ``relayLeaseOwner`` token with it, and the relay's
 own writes (``record_round``, ``settle``) name that token: a relay whose lease ran out while
 it delivered, and that another relay has taken since, can neither renew nor give back the
 new holder's lease, nor count its deliveries down a second time.
 
-On MongoDB those conditional updates are atomic, so any number of replicas may write. The
-local MongoDB-compatible server (FerretDB 1.24) is not: it runs an update as a query
-followed by a rewrite of the whole document, so two concurrent updates of one document can
-both "match" and the second silently drops the first (measured: 3 of 50 concurrent
-compare-and-set updates won). Writes to one document are therefore also serialised inside
-this process (striped locks), which makes a single replica correct on FerretDB; requestId
-allocation additionally retries on the unique index, which FerretDB does enforce.
+requestId allocation takes blocks from a shared counter and lets the unique index on
+``requestId`` arbitrate (the counter's ``$inc`` is not atomic on FerretDB either).
 
 FerretDB 1.24 pushes only scalar equality filters down to its backend (docs/decisions.md
 D10); a range, ``$in``, ``$exists``, sort or limit makes it fetch and decode every document
@@ -33,10 +45,12 @@ with every document) one bucket and one open status at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +62,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.approval_request.schemas import FinalStatus
 
+logger = logging.getLogger(__name__)
 Document = dict[str, Any]
 # Lease values compare as "free" when in the past; stored instead of null so one range
 # query finds them on any MongoDB-compatible server.
@@ -87,15 +102,22 @@ DECISION_FIELDS = (
     "createdAt",
     "createdTraceparent",
     "version",
+    "revision",
+    "relayLeaseUntil",
+    "relayLeaseOwner",
 )
 # Flows in flight are what it is for; at most ~25 MB even if every content had 5,000
 # characters outside Latin-1 (two bytes each in a Python string).
 RECENT_DOCUMENTS = 2048
 
-
-LOCK_STRIPES = 1024
 ID_BLOCK = 20
 DEFAULT_RELAY_LEASE = timedelta(seconds=30)
+# A claimed transition not yet applied this long after its claim is taken for the work of a
+# writer that died, and applied by whoever meets it. A live writer rewrites within
+# milliseconds of its claim; the margin covers a stalled one.
+DEFAULT_ROLL_FORWARD_AFTER = timedelta(seconds=2)
+# Waiting for a concurrent writer's rewrite to land after its claim: first pause, last pause.
+LANDING_PAUSES = (0.002, 0.05)
 # Request ids per ``idBucket``: how many documents one rebuild query decodes at most.
 WAITING_BUCKET = 1000
 # Buckets one rebuild page reads at once, at most (two queries each).
@@ -103,6 +125,8 @@ WAITING_ROUND_MAX = 8
 # In ``counters``: every approval document carries ``idBucket`` (one-time backfill done).
 ID_BUCKET_MARKER = {"_id": "schema:idBucket"}
 BACKFILL_AT_ONCE = 16
+# Writes one migration step retries when other writers keep moving the document on.
+MIGRATION_ATTEMPTS = 20
 
 
 def lease_owner() -> str:
@@ -117,6 +141,48 @@ class BackfillUnderWay(Exception):
 def id_bucket(request_id: int) -> int:
     """The ``idBucket`` stored with request ``request_id``."""
     return request_id // WAITING_BUCKET
+
+
+def revision_of(doc: Mapping[str, Any]) -> int:
+    """Documents stored before revisions existed are at revision 0."""
+    return int(doc.get("revision") or 0)
+
+
+def transition_id(document_id: Any, revision: int) -> str:
+    """The claim key of the transition that brings document ``document_id`` to ``revision``.
+    The document's ``_id``, not its ``requestId``: a request deleted and created again under
+    its id (test provider states) starts a history of its own."""
+    return f"{document_id}/{revision}"
+
+
+def _at_revision(revision: int) -> dict[str, Any]:
+    # ``None`` matches a document written before revisions existed.
+    return {"revision": revision} if revision else {"revision": {"$in": [0, None]}}
+
+
+def _encode_update(update: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """An update as a list of ``{op, path, value}``: stored field names may hold neither a
+    leading ``$`` nor a dot on every server (nor may arrays nest, on FerretDB)."""
+    return [
+        {"op": op, "path": path, "value": value}
+        for op, fields in update.items()
+        for path, value in fields.items()
+    ]
+
+
+def _decode_update(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    update: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        update.setdefault(row["op"], {})[row["path"]] = row["value"]
+    return update
+
+
+@dataclass
+class _Turn:
+    """Writers of one document in this process, one at a time (see ``_turn``)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,19 +205,19 @@ class ApprovalRepository:
         *,
         relay_lease: timedelta = DEFAULT_RELAY_LEASE,
         recent_documents: int = RECENT_DOCUMENTS,
+        roll_forward_after: timedelta = DEFAULT_ROLL_FORWARD_AFTER,
     ) -> None:
         self.approvals: AsyncCollection[Document] = database["approvals"]
         self.counters: AsyncCollection[Document] = database["counters"]
+        self.transitions: AsyncCollection[Document] = database["transitions"]
         self.relay_lease = relay_lease
-        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        self.roll_forward_after = roll_forward_after
         self._counter_lock = asyncio.Lock()
         self._ids: deque[int] = deque()
         self._buckets_lock = asyncio.Lock()
         self._buckets_done = False
         self._recent: LRUCache[int, Document] = LRUCache(maxsize=recent_documents)
-
-    def _lock(self, request_id: int) -> asyncio.Lock:
-        return self._locks[request_id % LOCK_STRIPES]
+        self._turns: dict[int, _Turn] = {}
 
     async def ensure_indexes(self) -> None:
         await self.approvals.create_index("requestId", unique=True, name="uq_request_id")
@@ -160,13 +226,180 @@ class ApprovalRepository:
         await self.approvals.create_index("finalStatus", name="ix_final_status")
         await self.approvals.create_index("outboxOpen", name="ix_outbox_open")
         await self.approvals.create_index("idBucket", name="ix_id_bucket")
+        # The claim key is the transitions' ``_id``, unique on every server; this one serves
+        # reading a request's history.
+        await self.transitions.create_index("requestId", name="ix_request_id")
         await self._mark_open_outboxes()
+
+    # -- transitions -------------------------------------------------------------------
+
+    async def _claim(self, doc: Document, update: dict[str, Any]) -> dict[str, Any] | None:
+        """Claim the transition of ``doc`` (as judged, at its revision) to the next revision;
+        the update to store, which sets that revision, or ``None`` when another writer
+        claimed it first (after waiting for its rewrite to land, or rolling it forward if its
+        writer is gone): read again and judge again."""
+        revision = revision_of(doc)
+        update = {**update, "$set": {**update.get("$set", {}), "revision": revision + 1}}
+        try:
+            await self.transitions.insert_one(
+                {
+                    "_id": transition_id(doc["_id"], revision + 1),
+                    "requestId": doc["requestId"],
+                    "revision": revision + 1,
+                    "claimedAt": datetime.now(UTC),
+                    "update": _encode_update(update),
+                }
+            )
+        except DuplicateKeyError:
+            await self._await_transition(doc["_id"], revision)
+            return None
+        return update
+
+    @asynccontextmanager
+    async def _turn(self, request_id: int) -> AsyncIterator[None]:
+        """This process's writers of one document take turns. Not for correctness (the
+        claims give that, across processes): a decision and the relay of one process
+        writing the same document at once would only collide on their claims and cost
+        each other reads; in turn, the second sees from ``recent`` that its copy is behind
+        (``_behind``) and goes again without a round trip."""
+        turn = self._turns.setdefault(request_id, _Turn())
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:
+                del self._turns[request_id]
+
+    def _behind(self, doc: Document) -> bool:
+        """Whether this process has since written (or read) a later revision of ``doc``."""
+        known = self._recent.get(doc["requestId"])
+        return (
+            known is not None
+            and known.get("_id") == doc["_id"]
+            and revision_of(known) > revision_of(doc)
+        )
+
+    async def _write(
+        self, doc: Document, update: dict[str, Any], *, also: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Claim the next revision of ``doc`` and rewrite the stored document with
+        ``update``; ``False`` when another writer got there first. ``also`` adds the
+        conditions the write was judged on to the filter: what makes it atomic on MongoDB
+        by itself."""
+        async with self._turn(doc["requestId"]):
+            if self._behind(doc):
+                return False
+            claimed = await self._claim(doc, update)
+            if claimed is None:
+                return False
+            query = {"_id": doc["_id"], **_at_revision(revision_of(doc)), **(also or {})}
+            result = await self.approvals.update_one(query, claimed)
+            if result.matched_count == 1:
+                return True
+            return await self._unmatched(doc, revision_of(doc)) is not None
+
+    async def _write_returning(
+        self, doc: Document, update: dict[str, Any], *, also: Mapping[str, Any] | None = None
+    ) -> Document | None:
+        """``_write`` that hands back the document as written (``findAndModify``)."""
+        async with self._turn(doc["requestId"]):
+            if self._behind(doc):
+                return None
+            claimed = await self._claim(doc, update)
+            if claimed is None:
+                return None
+            query = {"_id": doc["_id"], **_at_revision(revision_of(doc)), **(also or {})}
+            written = await self.approvals.find_one_and_update(
+                query, claimed, return_document=ReturnDocument.AFTER
+            )
+            if written is None:
+                written = await self._unmatched(doc, revision_of(doc))
+            if written is not None:
+                self.remember(written)
+            return written
+
+    async def _unmatched(self, doc: Document, revision: int) -> Document | None:
+        """After a claimed write matched nothing: the document as it stands if another
+        process already applied this claim for us (it rolled it forward while we stalled
+        past ``roll_forward_after``). Otherwise the conditions the write was judged on did
+        not hold after all (a copy that differed from the stored document at the same
+        revision): the claim is voided, so that nobody rolls it forward, and ``None``."""
+        stored = await self.approvals.find_one({"_id": doc["_id"]})
+        if stored is None or revision_of(stored) > revision:
+            return stored
+        logger.error(
+            "approval %s: write judged on a copy unlike revision %d as stored; voided",
+            doc["requestId"],
+            revision,
+        )
+        self.forget(doc["requestId"])
+        void = {"$set": {"revision": revision + 1}}
+        await self.transitions.update_one(
+            {"_id": transition_id(doc["_id"], revision + 1)},
+            {"$set": {"update": _encode_update(void), "void": True}},
+        )
+        await self.approvals.update_one({"_id": doc["_id"], **_at_revision(revision)}, void)
+        return None
+
+    async def _await_transition(self, document_id: Any, revision: int) -> None:
+        """Another writer claimed ``revision + 1`` of the document: wait until its rewrite
+        has landed, or roll its transition forward once it is older than
+        ``roll_forward_after`` (its writer is taken for gone)."""
+        pause, longest = LANDING_PAUSES
+        while True:
+            doc = await self.approvals.find_one({"_id": document_id}, {"revision": 1})
+            if doc is None or revision_of(doc) > revision:
+                return
+            claim = await self.transitions.find_one(
+                {"_id": transition_id(document_id, revision + 1)}
+            )
+            if claim is None:
+                return
+            if datetime.now(UTC) - claim["claimedAt"] >= self.roll_forward_after:
+                await self._roll_forward(document_id, revision, claim)
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
+
+    async def _unapplied_claim(self, document_id: Any, revision: int) -> Document | None:
+        """The claim of ``revision + 1`` if it is old enough to be taken for abandoned."""
+        claim = await self.transitions.find_one({"_id": transition_id(document_id, revision + 1)})
+        if claim is None or datetime.now(UTC) - claim["claimedAt"] < self.roll_forward_after:
+            return None
+        return claim
+
+    async def _roll_forward(self, document_id: Any, revision: int, claim: Document) -> None:
+        """Apply a claimed transition its writer never applied (it died in between).
+        Applied twice by two such readers at once, it writes the same document twice."""
+        await self.approvals.update_one(
+            {"_id": document_id, **_at_revision(revision)}, _decode_update(claim["update"])
+        )
+        logger.warning(
+            "approval %s: transition to revision %d claimed at %s but never applied; "
+            "rolled forward",
+            claim["requestId"],
+            revision + 1,
+            claim["claimedAt"].isoformat(),
+        )
+        self.forget(claim["requestId"])
+
+    async def _migrate(self, request_id: int, sets: Mapping[str, Any]) -> None:
+        """A one-time schema change of one document, as a transition like any other write."""
+        for _ in range(MIGRATION_ATTEMPTS):
+            doc = await self.approvals.find_one({"requestId": request_id})
+            if doc is None or all(doc.get(key) == value for key, value in sets.items()):
+                return
+            if await self._write(doc, {"$set": dict(sets)}):
+                return
+        raise RuntimeError(f"approval {request_id} kept changing during a migration")
 
     async def _mark_open_outboxes(self) -> None:
         """Documents written before ``outboxOpen`` existed get it once (one scan, then a
-        marker in ``counters`` so later start-ups skip it). One update per document under
-        its lock: the service already serves while this runs, and on FerretDB an unlocked
-        ``update_many`` could rewrite a document a decision is changing (D6)."""
+        marker in ``counters`` so later start-ups skip it). One transition per document:
+        the service already serves while this runs, and on FerretDB an ``update_many`` could
+        rewrite a document a decision is changing (D6)."""
         marker = {"_id": "schema:outboxOpen"}
         if await self.counters.find_one(marker):
             return
@@ -175,11 +408,7 @@ class ApprovalRepository:
             {"_id": 0, "requestId": 1},
         )
         for doc in [doc async for doc in cursor]:
-            async with self._lock(doc["requestId"]):
-                await self.approvals.update_one(
-                    {"requestId": doc["requestId"], "outboxOpen": {"$exists": False}},
-                    {"$set": {"outboxOpen": True}},
-                )
+            await self._migrate(doc["requestId"], {"outboxOpen": True})
         await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
 
     async def backfill_id_buckets(self) -> int:
@@ -189,8 +418,8 @@ class ApprovalRepository:
         ``$exists`` query decodes the whole collection on FerretDB). Run at start-up; until
         it has finished, ``waiting`` serves no page (it runs it itself if nothing has yet,
         and refuses while it is under way), so no page misses a document still without its
-        bucket. Each update holds the document's lock, like every other write (D6); a few
-        run at once (on FerretDB one takes ~4 ms: 10,000 documents in ~40 s one by one)."""
+        bucket. Each update is a transition, like every other write (D21); a few run at once
+        (on FerretDB one takes ~4 ms: 10,000 documents in ~40 s one by one)."""
         if self._buckets_done:
             return 0
         async with self._buckets_lock:
@@ -204,19 +433,15 @@ class ApprovalRepository:
                 missing = [doc["requestId"] async for doc in cursor]
                 for start in range(0, len(missing), BACKFILL_AT_ONCE):
                     chunk = missing[start : start + BACKFILL_AT_ONCE]
-                    await asyncio.gather(*(self._set_id_bucket(r) for r in chunk))
+                    await asyncio.gather(
+                        *(self._migrate(r, {"idBucket": id_bucket(r)}) for r in chunk)
+                    )
                     filled += len(chunk)
                 await self.counters.update_one(
                     ID_BUCKET_MARKER, {"$set": {"done": True}}, upsert=True
                 )
             self._buckets_done = True
             return filled
-
-    async def _set_id_bucket(self, request_id: int) -> None:
-        async with self._lock(request_id):
-            await self.approvals.update_one(
-                {"requestId": request_id}, {"$set": {"idBucket": id_bucket(request_id)}}
-            )
 
     async def _next_request_id(self) -> int:
         """Ids come from the shared counter in blocks, so creations do not queue on one
@@ -235,7 +460,8 @@ class ApprovalRepository:
             return self._ids.popleft()
 
     def drop_id_block(self) -> None:
-        """Forget the ids taken from the counter but not used (test-mode state hooks)."""
+        """Forget the ids taken from the counter but not used (test-mode state hooks, and a
+        block another process was handed too)."""
         self._ids.clear()
 
     async def insert_new(
@@ -243,14 +469,15 @@ class ApprovalRepository:
     ) -> StoredWrite:
         """Store ``build(request_id)`` under a fresh id, with its ``idBucket``; the effects in
         its ``outbox`` come with the relay lease taken. The unique index is the arbiter: an
-        id already taken (possible with several writers on FerretDB) just takes the next
-        one."""
+        id already taken means another process was handed the same block (FerretDB's
+        ``$inc`` is not atomic), so the rest of the block goes too and a new one is taken."""
         for _ in range(attempts):
             request_id = await self._next_request_id()
             doc = build(request_id)
             effects = doc.setdefault("outbox", {})
             doc |= {
                 "idBucket": id_bucket(request_id),
+                "revision": 0,
                 "pendingEffects": len(effects),
                 "outboxVersion": 1,
                 "outboxOpen": bool(effects),
@@ -261,29 +488,55 @@ class ApprovalRepository:
             try:
                 await self.approvals.insert_one(doc)
             except DuplicateKeyError:
+                self.drop_id_block()
                 continue
             self.remember(doc)
-            doc.pop("_id", None)
             return StoredWrite(request_id, doc if effects else None)
         raise RuntimeError("could not allocate a requestId")
 
     def recent(self, request_id: int) -> Document | None:
         """What this process last wrote of request ``request_id`` (``DECISION_FIELDS``), if
         it still remembers: a copy that may be behind the stored document, when another
-        replica or a test changed it since. Judge a decision on it only to attempt a write
-        that names its ``_id`` and ``version`` (``apply``); anything else is judged on the
-        stored document. Saves a decision its read (two of a two-step flow's ~10 commands)."""
+        replica or a test changed it since. Judging on it is safe: the write it leads to
+        claims the revision after the copy's, which collides if the document moved on, and a
+        refusal or a replay judged on it is judged again on the stored document. Saves a
+        decision its read (two of a two-step flow's commands)."""
         return self._recent.get(request_id)
 
     def remember(self, doc: Document) -> None:
         self._recent[doc["requestId"]] = {key: doc[key] for key in DECISION_FIELDS if key in doc}
 
+    def _remember_after(self, doc: Document, sets: Mapping[str, Any]) -> None:
+        """Remember ``doc`` as a write of top-level ``sets`` at its revision left it."""
+        self.remember({**doc, **sets, "revision": revision_of(doc) + 1})
+
+    def later_than(self, doc: Document) -> Document | None:
+        """What this process knows of ``doc``'s request that is later than ``doc`` (a write
+        of this process went first), else ``None`` (forgotten: read the stored document)."""
+        if self._behind(doc):
+            return self._recent.get(doc["requestId"])
+        self.forget(doc["requestId"])
+        return None
+
     def forget(self, request_id: int) -> None:
         self._recent.pop(request_id, None)
 
     async def get(self, request_id: int, *, public: bool = False) -> Document | None:
-        projection = PUBLIC_FIELDS if public else None
-        return await self.approvals.find_one({"requestId": request_id}, projection)
+        """The stored document. Reading an open request for the public also finishes a
+        transition claimed for it and never applied (its writer died in between): the
+        reader would otherwise see the request as it was before a decision already taken."""
+        if not public:
+            return await self.approvals.find_one({"requestId": request_id})
+        doc = await self.approvals.find_one(
+            {"requestId": request_id}, {**PUBLIC_FIELDS, "_id": 1, "revision": 1}
+        )
+        if doc is None or doc["finalStatus"] not in OPEN_STATUSES:
+            return _public(doc)
+        claim = await self._unapplied_claim(doc["_id"], revision_of(doc))
+        if claim is None:
+            return _public(doc)
+        await self._roll_forward(doc["_id"], revision_of(doc), claim)
+        return await self.approvals.find_one({"requestId": request_id}, PUBLIC_FIELDS)
 
     async def find_many(
         self, *, filters: Mapping[str, Any], limit: int, offset: int
@@ -336,23 +589,23 @@ class ApprovalRepository:
     async def apply(
         self,
         *,
-        request_id: int,
-        version: int,
+        doc: Document,
         index: int,
         changes: Mapping[str, Any],
         effects: Mapping[str, Document],
         now: datetime,
-        document_id: Any = None,
+        after: Document | None = None,
         relay_holds: Callable[[int], bool] | None = None,
     ) -> StoredWrite | None:
-        """Apply a decision if nobody changed the document since ``version`` was read
-        (``None`` otherwise). With effects, the same write takes the relay lease if free.
-        When ``relay_holds(request_id)`` says a relay of this process holds it, the write
-        skips that attempt and hands the document as written back for that relay instead
-        (asked under the document's lock, which the relay's own writes take: the answer
-        cannot change before this write lands).
-        ``document_id``, the ``_id`` of the document read, pins the write to that very
-        document: a request deleted and created again under its id is another one."""
+        """Apply a decision judged on ``doc`` if nobody changed the document since (``None``
+        otherwise: read again and judge again). With effects, the same write takes the relay
+        lease if ``doc`` shows it free. Else, when ``relay_holds(request_id)`` says a relay of
+        this process holds it, the write hands the document as written back for that relay.
+        Both are judged on ``doc``, which the claim proves current: a relay that gave the
+        lease back just before is seen to have done so, whatever it still believes.
+        ``after`` is ``doc`` as the decision leaves it (remembered for the next decision when
+        the write hands nothing back)."""
+        request_id, version = doc["requestId"], doc["version"]
         sets: dict[str, Any] = {
             **changes,
             "version": version + 1,
@@ -363,38 +616,27 @@ class ApprovalRepository:
             "$set": sets,
             "$inc": {"pendingEffects": len(effects), "outboxVersion": 1},
         }
-        query = {"requestId": request_id, "version": version, f"steps.{index}.status": "pending"}
-        if document_id is not None:
-            query["_id"] = document_id
+        also: dict[str, Any] = {"version": version, f"steps.{index}.status": "pending"}
         if effects:
             sets["outboxOpen"] = True
             update["$min"] = {"effectsDueAt": now}
-        async with self._lock(request_id):
-            held_here = relay_holds is not None and relay_holds(request_id)
-            if effects and not held_here:
-                leased = await self.approvals.find_one_and_update(
-                    {**query, "relayLeaseUntil": {"$lt": now}},
-                    {
-                        **update,
-                        "$set": {
-                            **sets,
-                            "relayLeaseUntil": now + self.relay_lease,
-                            "relayLeaseOwner": lease_owner(),
-                        },
-                    },
-                    return_document=ReturnDocument.AFTER,
-                )
-                if leased is not None:
-                    return StoredWrite(request_id, leased)
-            elif effects:
-                # The holder goes on with more to deliver: its lease starts again from now.
-                sets["relayLeaseUntil"] = now + self.relay_lease
-                written = await self.approvals.find_one_and_update(
-                    query, update, return_document=ReturnDocument.AFTER
-                )
-                return None if written is None else StoredWrite(request_id, None, written)
-            result = await self.approvals.update_one(query, update)
-        return StoredWrite(request_id, None) if result.modified_count == 1 else None
+        if effects and doc.get("relayLeaseUntil", NEVER) < now:
+            sets |= {"relayLeaseUntil": now + self.relay_lease, "relayLeaseOwner": lease_owner()}
+            also["relayLeaseUntil"] = {"$lt": now}
+            leased = await self._write_returning(doc, update, also=also)
+            return None if leased is None else StoredWrite(request_id, leased)
+        if effects and relay_holds is not None and relay_holds(request_id):
+            # The holder goes on with more to deliver: its lease starts again from now.
+            sets["relayLeaseUntil"] = now + self.relay_lease
+            written = await self._write_returning(doc, update, also=also)
+            return None if written is None else StoredWrite(request_id, None, written)
+        if not await self._write(doc, update, also=also):
+            return None
+        if after is None:
+            self.forget(request_id)
+        else:
+            self._remember_after(after, {})
+        return StoredWrite(request_id, None)
 
     async def due_for_delivery(self, *, now: datetime, limit: int) -> list[int]:
         cursor = self.approvals.find(
@@ -408,24 +650,22 @@ class ApprovalRepository:
 
     async def claim(self, *, request_id: int, now: datetime) -> Document | None:
         """Take the relay lease on one document so one relay at a time delivers its outbox;
-        the document handed back names the taking (``relayLeaseOwner``).
-        (No projection: FerretDB's findAndModify does not support one.)"""
-        async with self._lock(request_id):
-            return await self.approvals.find_one_and_update(
-                {"requestId": request_id, "relayLeaseUntil": {"$lt": now}},
-                {
-                    "$set": {
-                        "relayLeaseUntil": now + self.relay_lease,
-                        "relayLeaseOwner": lease_owner(),
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
-            )
+        the document handed back names the taking (``relayLeaseOwner``). ``None`` when the
+        lease is not free (or another writer moved the document on meanwhile: the poller
+        comes back to it)."""
+        doc = await self.approvals.find_one({"requestId": request_id})
+        if doc is None or doc.get("relayLeaseUntil", NEVER) >= now:
+            return None
+        return await self._write_returning(
+            doc,
+            {"$set": {"relayLeaseUntil": now + self.relay_lease, "relayLeaseOwner": lease_owner()}},
+            also={"relayLeaseUntil": {"$lt": now}},
+        )
 
     async def settle(
         self,
         *,
-        request_id: int,
+        doc: Document,
         owner: str,
         delivered: Sequence[str],
         retries: Mapping[str, Document],
@@ -433,29 +673,32 @@ class ApprovalRepository:
         release: tuple[int, datetime],
     ) -> bool:
         """Record a delivery round and give the lease back, ``release=(outbox_version,
-        next_due)``, but only if ``owner`` still holds it and no effect was added since that
-        version (else nothing is written: the caller records the round with
-        ``record_round`` and goes again)."""
+        next_due)``, but only if ``doc``, the relay's copy, is still the stored document
+        (so ``owner`` still holds the lease and no effect was added since that version);
+        else nothing is written: the caller records the round with ``record_round`` and goes
+        again."""
         version, next_due = release
-        update = self._round(
-            delivered,
-            retries,
-            follow_ups,
-            {
-                "effectsDueAt": next_due,
-                "relayLeaseUntil": NEVER,
-                "outboxOpen": next_due != FAR_FUTURE,
-            },
-        )
-        query = {"requestId": request_id, "outboxVersion": version, "relayLeaseOwner": owner}
-        async with self._lock(request_id):
-            result = await self.approvals.update_one(query, update)
-        return result.matched_count == 1
+        if doc.get("relayLeaseOwner") != owner or doc.get("outboxVersion", 0) != version:
+            return False
+        sets = {
+            "effectsDueAt": next_due,
+            "relayLeaseUntil": NEVER,
+            "outboxOpen": next_due != FAR_FUTURE,
+        }
+        update = self._round(delivered, retries, follow_ups, dict(sets))
+        also = {"outboxVersion": version, "relayLeaseOwner": owner}
+        if not await self._write(doc, update, also=also):
+            return False
+        if follow_ups:
+            self.forget(doc["requestId"])
+        else:
+            self._remember_after(doc, sets)
+        return True
 
     async def record_round(
         self,
         *,
-        request_id: int,
+        doc: Document,
         owner: str,
         delivered: Sequence[str],
         retries: Mapping[str, Document],
@@ -464,17 +707,21 @@ class ApprovalRepository:
     ) -> Document | None:
         """Record a delivery round, keeping the lease (renewed from ``now``: a document with
         effects coming one after another can keep a relay busy for longer than one lease),
-        and hand back the document as written for the next round (one command: the relay
-        needs both). ``None``, and nothing written, when ``owner`` no longer holds it."""
+        and hand back the document as written for the next round. ``doc`` is the relay's
+        copy; when another writer moved the document on since, it is read again. ``None``,
+        and nothing written, when ``owner`` no longer holds the lease."""
         update = self._round(
             delivered, retries, follow_ups, {"relayLeaseUntil": now + self.relay_lease}
         )
-        async with self._lock(request_id):
-            return await self.approvals.find_one_and_update(
-                {"requestId": request_id, "relayLeaseOwner": owner},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
+        current: Document | None = doc
+        for _ in range(MIGRATION_ATTEMPTS):
+            if current is None or current.get("relayLeaseOwner") != owner:
+                return None
+            written = await self._write_returning(current, update, also={"relayLeaseOwner": owner})
+            if written is not None:
+                return written
+            current = await self.approvals.find_one({"_id": doc["_id"]})
+        raise RuntimeError(f"approval {doc['requestId']} kept changing under its relay")
 
     @staticmethod
     def _round(
@@ -501,3 +748,10 @@ class ApprovalRepository:
 
     async def ping(self) -> None:
         await self.approvals.database.command("ping")
+
+
+def _public(doc: Document | None) -> Document | None:
+    if doc is not None:
+        doc.pop("_id", None)
+        doc.pop("revision", None)
+    return doc

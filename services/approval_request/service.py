@@ -120,9 +120,9 @@ async def decide(
     The first judgement uses what this process last wrote of the request when it still has
     it (``repository.recent``): in a flow the previous write was nearly always its own, so
     the decision needs no read. That copy may be behind the stored document, so it decides
-    nothing by itself: the write it leads to names the version and ``_id`` it saw and fails
-    if either moved on, and a refusal or a replay judged on it is judged again on the stored
-    document."""
+    nothing by itself: the write it leads to claims the revision after the copy's, which
+    fails if another writer, in any process, moved the document on, and a refusal or a
+    replay judged on it is judged again on the stored document."""
     doc = repository.recent(decision.requestId)
     labelled = False
     for _ in range(MAX_DECISION_ATTEMPTS):
@@ -144,20 +144,17 @@ async def decide(
             _label_decision(doc, decision)
             labelled = True
         stored = await repository.apply(
-            request_id=decision.requestId,
-            version=doc["version"],
+            doc=doc,
             index=outcome.index,
             changes=workflow.decision_changes(outcome, now),
             effects=stored_effects(outcome.effects, now=now),
             now=now,
-            document_id=doc.get("_id"),
+            after=workflow.after_decision(doc, outcome, now),
             relay_holds=relay_holds,
         )
         if stored is None:
-            repository.forget(decision.requestId)
-            doc = None
+            doc = repository.later_than(doc)
             continue
-        repository.remember(workflow.after_decision(doc, outcome, now))
         logger.info(
             "approval %d step %d %s by employee %d; now %s",
             decision.requestId,

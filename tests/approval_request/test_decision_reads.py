@@ -66,9 +66,9 @@ async def test_decisions_on_a_request_this_process_wrote_read_nothing(
 
     assert isinstance(first, workflow.Applied)
     assert isinstance(second, workflow.Applied)
-    # Each write tries to take the relay lease, which the creation still holds here, then
-    # writes without it: two writes a decision, and no read.
-    assert commands.names == ["findAndModify", "update"] * 2
+    # The creation still holds the relay lease here, so each decision writes without trying
+    # for it: the claim of the next revision and the write, and no read.
+    assert commands.names == ["insert", "update"] * 2
     doc = await stored(repository, request_id)
     assert [s["status"] for s in doc["steps"]] == ["approved", "approved"]
     assert (doc["finalStatus"], doc["version"]) == ("approved", 2)
@@ -101,7 +101,7 @@ async def test_a_decision_another_replica_already_applied_is_a_replay_that_write
     await service.decide(repository=there, decision=decision(request_id, 1, 2))
     before = await stored(here, request_id)
 
-    # ``here`` remembers step 1 pending: the write it attempts must find version 0 gone.
+    # ``here`` remembers step 1 pending: the revision it claims is taken.
     outcome, write = await service.decide(repository=here, decision=decision(request_id, 1, 2))
 
     assert isinstance(outcome, workflow.Replay)
@@ -147,4 +147,4 @@ async def test_only_the_most_recently_written_documents_are_remembered(
     commands.names.clear()
     outcome, _ = await service.decide(repository=repository, decision=decision(oldest, 1, 2))
     assert isinstance(outcome, workflow.Applied)
-    assert commands.names == ["find", "findAndModify", "update"]  # read, then as above
+    assert commands.names == ["find", "insert", "update"]  # read, then as above

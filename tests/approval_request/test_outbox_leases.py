@@ -87,11 +87,14 @@ async def approve_step_1(
     now: datetime,
     *,
     relay: OutboxRelay | None = None,
+    doc: dict[str, Any] | None = None,
 ) -> Any:
+    """Step 1 approved, judged on ``doc`` (read from the store when not given)."""
+    doc = doc or await repository.approvals.find_one({"requestId": request_id})
+    assert doc is not None
     return await repository.apply(
         relay_holds=relay.holds if relay else None,
-        request_id=request_id,
-        version=0,
+        doc=doc,
         index=0,
         changes={"steps.0.status": "approved", "finalStatus": "in_progress"},
         effects=stored_effects([Effect("notify", {"n": 1})], now=now),
@@ -169,7 +172,9 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
         if not delivered:  # a decision lands in this process while its relay delivers
             assert relay.holds(request_id)
             counted.commands.names.clear()
-            stored = await approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
+            stored = await approve_step_1(
+                repository, request_id, datetime.now(UTC), relay=relay, doc=leased
+            )
             assert stored is not None
             assert stored.leased is None
             assert stored.written is not None
@@ -184,8 +189,9 @@ async def test_effects_stored_while_this_relay_delivers_join_its_next_round_with
     assert delivered == [{}, {"n": 1}]
     assert not relay._tasks  # the kick started no drain of its own: no claim will follow
     # The decision's write, which hands the document over instead of trying for the lease,
-    # and one write recording both rounds as it gives the lease back: no claim, no read.
-    assert counted.commands.names == ["findAndModify", "update"]
+    # and one write recording both rounds as it gives the lease back, each with the claim
+    # of its revision: no lease claim, no read.
+    assert counted.commands.names == ["insert", "findAndModify", "insert", "update"]
     assert not relay.holds(request_id)
     doc = await repository.approvals.find_one({"requestId": request_id})
     assert doc is not None
@@ -223,27 +229,27 @@ async def test_an_effect_that_failed_before_a_handover_waits_for_its_retry_and_k
     assert doc["relayLeaseUntil"] == NEVER
 
 
-async def test_a_decision_written_as_the_relay_gives_the_lease_back_takes_the_lease_itself(
+async def test_a_decision_written_after_the_relay_gave_the_lease_back_takes_the_lease_itself(
     repository: ApprovalRepository,
 ) -> None:
     _, request_id, leased = await created_with_lease(repository)
     relay = relay_for(repository, {"handoff": nothing})
-    decisions: list[asyncio.Task[Any]] = []
+    decisions: list[Any] = []
     settle = repository.settle
 
-    async def settle_while_a_decision_arrives(**round: Any) -> bool:
-        # The decision starts while the relay still holds the lease, and its write waits
-        # for the document's lock, which the relay's own write is holding.
+    async def settle_then_a_decision_arrives(**round: Any) -> bool:
+        # The relay has given the lease back and still counts itself as holding it: the
+        # decision is judged on the stored document, which shows the lease free.
+        settled = await settle(**round)
+        assert relay.holds(request_id)
         decisions.append(
-            asyncio.create_task(
-                approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
-            )
+            await approve_step_1(repository, request_id, datetime.now(UTC), relay=relay)
         )
-        return await settle(**round)
+        return settled
 
-    repository.settle = settle_while_a_decision_arrives  # type: ignore[method-assign]
+    repository.settle = settle_then_a_decision_arrives  # type: ignore[method-assign]
     await relay.drain(request_id, leased=leased)
-    stored = await decisions[0]
+    [stored] = decisions
 
     assert not relay.holds(request_id)
     assert stored.leased is not None  # nobody else would deliver it now
@@ -259,9 +265,15 @@ async def test_a_recorded_round_renews_the_lease_it_keeps(repository: ApprovalRe
     request_id = await create(repository, created)
     later = created + LEASE / 2
 
-    owner = await lease_owner_of(repository, request_id)
+    stored = await repository.approvals.find_one({"requestId": request_id})
+    assert stored is not None
     doc = await repository.record_round(
-        request_id=request_id, owner=owner, delivered=[], retries={}, follow_ups={}, now=later
+        doc=stored,
+        owner=stored["relayLeaseOwner"],
+        delivered=[],
+        retries={},
+        follow_ups={},
+        now=later,
     )
 
     assert doc is not None

@@ -1,0 +1,210 @@
+"""Claimed transitions on the real MongoDB-compatible server (FerretDB locally): writers that
+share nothing but the database (each its own client, as separate replicas are) apply a
+decision exactly once, a claimed transition whose writer died before its rewrite is rolled
+forward by whoever meets it next, and every change leaves its claim as history."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.approval_request import service, workflow
+from services.approval_request.repository import ApprovalRepository, revision_of
+from services.approval_request.schemas import ApprovalCreate, Decision
+from tests.support.mongo import counted_database
+from tests.support.stack import MONGO_URL, Stack
+
+WRITERS = 6
+
+
+@pytest.fixture
+async def database_name(stack: Stack) -> AsyncIterator[str]:
+    async with counted_database("transitions") as counted:
+        yield counted.database.name
+
+
+@pytest.fixture
+async def writers(database_name: str) -> AsyncIterator[list[ApprovalRepository]]:
+    """Repositories that share nothing but the database, each on its own client."""
+    clients: list[AsyncMongoClient[dict[str, Any]]] = [
+        AsyncMongoClient(MONGO_URL, tz_aware=True) for _ in range(WRITERS)
+    ]
+    repositories = [ApprovalRepository(client[database_name]) for client in clients]
+    await repositories[0].ensure_indexes()
+    try:
+        yield repositories
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def nobody_missing(ids: object) -> list[int]:
+    return []
+
+
+async def create(repository: ApprovalRepository, *approvers: int) -> int:
+    body = ApprovalCreate(
+        requesterId=1,
+        title="출장 보고",
+        steps=[{"step": n, "approverId": a} for n, a in enumerate(approvers, start=1)],  # type: ignore[misc]
+    )
+    created = await service.create(repository=repository, find_missing=nobody_missing, body=body)
+    return created.request_id
+
+
+def decision(request_id: int, step: int, approver: int, status: str = "approved") -> Decision:
+    return Decision(requestId=request_id, step=step, approverId=approver, status=status)  # type: ignore[arg-type]
+
+
+async def stored(repository: ApprovalRepository, request_id: int) -> dict[str, Any]:
+    doc = await repository.get(request_id)
+    assert doc is not None
+    return doc
+
+
+async def test_concurrent_decisions_of_separate_writers_apply_exactly_once(
+    writers: list[ApprovalRepository],
+) -> None:
+    for _ in range(3):
+        request_id = await create(writers[0], 2, 3)
+        statuses = ["approved", "rejected"] * (len(writers) * 2)
+        outcomes = await asyncio.gather(
+            *(
+                service.decide(
+                    repository=writers[n % len(writers)],
+                    decision=decision(request_id, 1, 2, status),
+                )
+                for n, status in enumerate(statuses)
+            )
+        )
+
+        applied = [o for o, _ in outcomes if isinstance(o, workflow.Applied)]
+        assert len(applied) == 1
+        decided = applied[0].step_status.value
+        for status, (outcome, _) in zip(statuses, outcomes, strict=True):
+            if status == decided:
+                assert isinstance(outcome, workflow.Applied | workflow.Replay)
+            else:
+                assert outcome == workflow.Refused(409, f"Step 1 was already {decided}")
+        doc = await stored(writers[0], request_id)
+        assert (doc["steps"][0]["status"], doc["version"]) == (decided, 1)
+        # Nothing a decision stored was lost to another write: its two notifications (and
+        # the hand-off to step 2 when approved) sit next to the creation's hand-off.
+        kinds = sorted(e["kind"] for e in doc["outbox"].values())
+        expected = ["handoff", "notify", "notify"] + (["handoff"] if decided == "approved" else [])
+        assert kinds == sorted(expected)
+        assert doc["pendingEffects"] == len(expected)
+
+
+class WriterDiesAfterItsClaim(Exception):
+    pass
+
+
+def dies_after_its_claim(repository: ApprovalRepository) -> None:
+    """Every rewrite of a document fails as if the process died just before sending it: what
+    it claimed stays claimed and unapplied."""
+
+    async def crash(*args: Any, **kwargs: Any) -> Any:
+        raise WriterDiesAfterItsClaim
+
+    repository.approvals = type(  # type: ignore[assignment]
+        "Crashing",
+        (),
+        {
+            "update_one": crash,
+            "find_one_and_update": crash,
+            "find_one": repository.approvals.find_one,
+        },
+    )()
+
+
+async def backdate_claims(repository: ApprovalRepository, request_id: int) -> None:
+    """As if the claims of ``request_id`` were written longer ago than a writer takes."""
+    await repository.transitions.update_many(
+        {"requestId": request_id},
+        {"$set": {"claimedAt": datetime.now(UTC) - timedelta(minutes=1)}},
+    )
+
+
+async def test_a_transition_whose_writer_died_after_claiming_it_is_rolled_forward_by_the_next(
+    writers: list[ApprovalRepository],
+) -> None:
+    survivor, doomed = writers[0], writers[1]
+    request_id = await create(survivor, 2, 3)
+    dies_after_its_claim(doomed)
+
+    with pytest.raises(WriterDiesAfterItsClaim):
+        await service.decide(repository=doomed, decision=decision(request_id, 1, 2))
+    assert (await stored(survivor, request_id))["steps"][0]["status"] == "pending"
+    await backdate_claims(survivor, request_id)
+
+    # The approver's decision, retried on another replica, meets the claim: the claimed
+    # decision is applied, and the retry is its replay; the opposite decision is refused.
+    replay, _ = await service.decide(repository=survivor, decision=decision(request_id, 1, 2))
+    refused, _ = await service.decide(
+        repository=writers[2], decision=decision(request_id, 1, 2, "rejected")
+    )
+
+    assert replay == workflow.Replay()
+    assert refused == workflow.Refused(409, "Step 1 was already approved")
+    doc = await stored(survivor, request_id)
+    assert (doc["steps"][0]["status"], doc["finalStatus"], doc["version"]) == (
+        "approved",
+        "in_progress",
+        1,
+    )
+    kinds = sorted(e["kind"] for e in doc["outbox"].values())
+    assert kinds == ["handoff", "handoff", "notify", "notify"]  # the claim's effects came too
+    assert (doc["pendingEffects"], doc["outboxOpen"]) == (4, True)
+
+
+async def test_reading_an_open_request_rolls_a_dead_writers_transition_forward(
+    writers: list[ApprovalRepository],
+) -> None:
+    survivor, doomed = writers[0], writers[1]
+    request_id = await create(survivor, 2)
+    dies_after_its_claim(doomed)
+    with pytest.raises(WriterDiesAfterItsClaim):
+        await service.decide(repository=doomed, decision=decision(request_id, 1, 2, "rejected"))
+
+    young = await survivor.get(request_id, public=True)
+    assert young is not None
+    assert young["finalStatus"] == "pending"  # its writer may still be on its way
+    await backdate_claims(survivor, request_id)
+    read = await survivor.get(request_id, public=True)
+
+    assert read is not None
+    assert (read["finalStatus"], read["steps"][0]["status"]) == ("rejected", "rejected")
+    assert "_id" not in read
+    assert "revision" not in read
+
+
+async def test_every_change_of_a_request_is_a_claimed_revision_in_its_history(
+    writers: list[ApprovalRepository],
+) -> None:
+    repository = writers[0]
+    request_id = await create(repository, 2, 3)
+    await service.decide(repository=repository, decision=decision(request_id, 1, 2))
+    await service.decide(repository=writers[1], decision=decision(request_id, 2, 3))
+
+    doc = await stored(repository, request_id)
+    history = [claim async for claim in repository.transitions.find({"requestId": request_id})]
+    assert sorted(c["revision"] for c in history) == list(range(1, revision_of(doc) + 1))
+    assert revision_of(doc) == 2
+    assert {c["_id"] for c in history} == {f"{doc['_id']}/1", f"{doc['_id']}/2"}
+
+
+async def test_request_ids_allocated_by_separate_writers_at_once_are_all_different(
+    writers: list[ApprovalRepository],
+) -> None:
+    created = await asyncio.gather(
+        *(create(writers[n % len(writers)], 2) for n in range(len(writers) * 8))
+    )
+
+    assert len(set(created)) == len(created)
+    assert await writers[0].approvals.count_documents({}) == len(created)
