@@ -34,7 +34,8 @@ STREAM_OFFSET = Gauge(
 )
 STREAM_LAG = Gauge(
     "erp_notification_stream_lag_seconds",
-    "Age of the last notification this replica read from the stream, when it read it.",
+    "Age of the last notification this replica read from the stream, when it read it (entries"
+    " read while catching up after attaching are left out).",
 )
 STREAM_CAUGHT_UP = Gauge(
     "erp_notification_stream_caught_up",

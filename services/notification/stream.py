@@ -248,7 +248,9 @@ class NotificationStream:
                 parent=parent,
                 published_at=created,
             )
-            STREAM_LAG.set(max(0.0, time.time() - created))
+            if self._target is not None and offset > self._target:
+                # Past the catch-up: the age of entries read while catching up says nothing.
+                STREAM_LAG.set(max(0.0, time.time() - created))
         except Exception:
             logger.exception("stream entry %d is not a notification, skipped", offset)
         waiter = self._read_back.pop(str(headers.get(PUBLISHED_BY)), None)

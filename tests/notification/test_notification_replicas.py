@@ -261,10 +261,14 @@ async def test_a_replica_is_ready_and_takes_sockets_only_once_it_has_caught_up(
             await asyncio.sleep(0.01)
         async with connect(ws_url(replicas.url(late), employee, 0)) as websocket:
             replayed = await take(websocket, 200)  # the per-employee backlog bound
+        late_metrics = await metrics(http, replicas.url(late))
     finally:
         replicas.stop(late)
 
     assert sorted(m["title"] for m in replayed) == [f"{n:03d}" for n in range(200, posted)]
+    # Entries read while catching up are old by nature: they are no lag.
+    assert late_metrics["erp_notification_stream_lag_seconds"] == 0
+    assert late_metrics["erp_notification_stream_caught_up"] == 1
 
 
 async def test_a_replica_that_cannot_read_the_stream_is_not_ready_and_refuses_sockets(
