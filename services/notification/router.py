@@ -63,10 +63,12 @@ class NotifyRequest(BaseModel):
 
 
 class NotifyResult(BaseModel):
-    # True: stored in the notification stream, so every open connection of the employee,
-    # on any replica, receives it and a reconnect with ?after= replays it. Never false: what
-    # cannot be stored is answered 503 (docs/decisions.md D20).
-    delivered: bool
+    # Never false since replicas share the stream: what cannot be stored is answered 503, and
+    # no replica knows which sockets the others hold (docs/decisions.md D20).
+    delivered: bool = Field(
+        description="True once stored in the notification stream: every open connection of "
+        "the employee, on any replica, receives it, and a reconnect with ?after= replays it."
+    )
 
 
 @router.post(
