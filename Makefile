@@ -13,8 +13,11 @@ infra: venv
 	$(ERP) install --with-jaeger --with-prometheus
 	$(ERP) infra up --with-jaeger
 
+# `make up REPLICAS=3`: three processes of each service behind a local gateway (nginx) that
+# keeps the usual ports 8001-8004.
+REPLICAS ?= 1
 up: venv
-	$(ERP) up
+	$(ERP) up --replicas $(REPLICAS)
 
 down:
 	$(ERP) down

@@ -115,14 +115,16 @@ def start_app(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    log_name: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `service` as its own uvicorn process and return at once.
 
     The environment is ours plus the service's, `extra_env` and
-    `OTEL_SERVICE_NAME`; output goes to `<log_dir>/<name>.log` (default `.run/logs`).
+    `OTEL_SERVICE_NAME`; output goes to `<log_dir>/<log_name or name>.log` (default
+    `.run/logs`).
     """
     env = {**os.environ, **service.env, **(extra_env or {}), "OTEL_SERVICE_NAME": service.name}
-    log_file = (log_dir or process.sub_dir("logs")) / f"{service.name}.log"
+    log_file = (log_dir or process.sub_dir("logs")) / f"{log_name or service.name}.log"
     log.info("starting %s on port %d", service.name, port or service.port)
     return process.spawn(service.name, command(service, port), env=env, log=log_file)
 

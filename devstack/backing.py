@@ -424,7 +424,7 @@ def jaeger_binary() -> Path:
     return go_binary(*JAEGER_MODULE, JAEGER_PACKAGE, "jaeger", probe=["version"])
 
 
-def _missing_packages(*, prometheus: bool) -> list[str]:
+def _missing_packages(*, prometheus: bool, gateway: bool) -> list[str]:
     """The Debian packages whose programs this machine lacks."""
     wanted = {
         "mariadb-server": MARIADBD.exists(),
@@ -434,14 +434,19 @@ def _missing_packages(*, prometheus: bool) -> list[str]:
     }
     if prometheus:
         wanted["prometheus"] = PROMETHEUS.exists() and PROMTOOL.exists()
+    if gateway:
+        wanted["nginx"] = shutil.which("nginx") is not None
     return [package for package, present in wanted.items() if not present]
 
 
-def install_missing(*, jaeger: bool = False, prometheus: bool = False) -> None:
-    """Install every missing Debian package in one apt-get call, then build the Go
-    binaries that are missing (FerretDB always, Jaeger when asked). Starts nothing."""
+def install_missing(
+    *, jaeger: bool = False, prometheus: bool = False, gateway: bool = False
+) -> None:
+    """Install every missing Debian package in one apt-get call (nginx for the local
+    gateway when asked), then build the Go binaries that are missing (FerretDB always,
+    Jaeger when asked). Starts nothing."""
     with machine_lock():
-        missing = _missing_packages(prometheus=prometheus)
+        missing = _missing_packages(prometheus=prometheus, gateway=gateway)
         if missing:
             apt_install(*missing)
         ferretdb_binary()

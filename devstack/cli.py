@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack import apps, backing, demo, install, process
-from devstack.apps import APP_SERVICES, AppService
+from devstack import apps, backing, demo, install, local, process, topology
 
 log = logging.getLogger("erp")
-
-READY_TIMEOUT = 60.0
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -35,16 +33,6 @@ def _show_infra() -> None:
     _table(("backing", "address", "state", "our pid", "log"), rows)
 
 
-def _app_expect(service: AppService) -> str:
-    return f"services.{service.package}.app"
-
-
-def _app_pid(service: AppService) -> int | None:
-    """Our recorded pid for `service` while that process still runs."""
-    pid = process.read_pid(service.name)
-    return pid if pid and process.pid_alive(pid, _app_expect(service)) else None
-
-
 def _prometheus_config(args: argparse.Namespace) -> Path | None:
     return args.prometheus_config if args.with_prometheus else None
 
@@ -57,7 +45,9 @@ def _show_installed() -> None:
 
 
 def install_all(args: argparse.Namespace) -> int:
-    backing.install_missing(jaeger=args.with_jaeger, prometheus=args.with_prometheus)
+    backing.install_missing(
+        jaeger=args.with_jaeger, prometheus=args.with_prometheus, gateway=args.with_gateway
+    )
     _show_installed()
     if not install.timings():
         print("everything is installed already")
@@ -82,78 +72,43 @@ def infra_status(_: argparse.Namespace) -> int:
     return 0
 
 
-def _start_missing() -> list[tuple[AppService, subprocess.Popen[bytes]]] | None:
-    """Start every available app not already running as ours; None on a port clash."""
-    missing = [s for s in APP_SERVICES if s.available and not _app_pid(s)]
-    taken = [s for s in missing if process.port_open(s.port)]
-    for service in taken:
-        log.error(
-            "port %d of %s is taken by a process we did not start", service.port, service.name
-        )
-    if taken:
-        return None
-    started = []
-    for service in missing:
-        popen = apps.start_app(service)
-        process.write_pid(service.name, popen.pid)
-        started.append((service, popen))
-    return started
-
-
 def up(args: argparse.Namespace) -> int:
+    layout = topology.Topology(replicas=args.replicas)
+    if layout.gateway:
+        backing.install_missing(gateway=True)
     backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
     apps.migrate()
-    started = _start_missing()
-    if started is None:
+    if not local.start(layout):
         return 1
-    for service, popen in started:
-        try:
-            apps.wait_ready(service.url, READY_TIMEOUT, popen)
-        except (TimeoutError, RuntimeError) as error:
-            log_file = process.log_path(service.name)
-            log.error(
-                "%s is not ready: %s\n--- %s ---\n%s",
-                service.name,
-                error,
-                log_file,
-                process.tail(log_file),
-            )
-            apps.stop_process(popen)
-            process.clear_pid(service.name)
-            return 1
     _show_installed()
-    return status(args)
+    return _status(layout, as_json=False)
 
 
 def down(_: argparse.Namespace) -> int:
-    for service in APP_SERVICES:
-        pid = _app_pid(service)
-        if pid:
-            log.info("stopping %s (pid %d)", service.name, pid)
-            apps.stop_process(pid)
-        process.clear_pid(service.name)
+    local.stop()
     backing.stop_infra()
     return 0
 
 
-def status(_: argparse.Namespace) -> int:
-    rows: list[Sequence[object]] = []
-    for service in APP_SERVICES:
-        if not service.available:
-            rows.append((service.name, service.url, "not written yet", None, None))
-            continue
-        state = (
-            "ready"
-            if apps.is_ready(service.url)
-            else ("up, not ready" if process.port_open(service.port) else "down")
-        )
-        rows.append(
-            (service.name, service.url, state, _app_pid(service), process.log_path(service.name))
-        )
-    _table(("service", "url", "state", "our pid", "log"), rows)
+def _status(layout: topology.Topology, *, as_json: bool) -> int:
+    found = local.rows(layout)
+    if as_json:
+        print(json.dumps({"processes": local.as_json(found)}, indent=2))
+        return 0
+    rows = [
+        (row.service, "-" if row.replica is None else row.replica, row.port, row.state, row.pid)
+        for row in found
+    ]
+    _table(("service", "replica", "port", "state", "our pid"), rows)
+    if layout.gateway:
+        print(f"\n{layout.replicas} replicas a service; the gateway keeps the usual ports")
     print()
     _show_infra()
     return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    return _status(topology.saved(local.topology_file()), as_json=args.json)
 
 
 def logs(args: argparse.Namespace) -> int:
@@ -249,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     install_parser.add_argument(
         "--with-prometheus", action="store_true", help="also install Prometheus and promtool"
     )
+    install_parser.add_argument(
+        "--with-gateway", action="store_true", help="also install nginx for `up --replicas`"
+    )
     install_parser.set_defaults(handler=install_all)
 
     infra = commands.add_parser("infra", help="the backing services only")
@@ -266,13 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
         "to Jaeger (http://127.0.0.1:4318).",
     )
     _add_infra_options(up_parser)
+    up_parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of each service; above 1 a local gateway keeps the usual ports "
+        "(default: %(default)s)",
+    )
     up_parser.set_defaults(handler=up)
     commands.add_parser(
         "down", help="stop the apps, then the backing services we started"
     ).set_defaults(handler=down)
-    commands.add_parser("status", help="what runs, and whether it is ready").set_defaults(
-        handler=status
+    status_parser = commands.add_parser("status", help="what runs, and whether it is ready")
+    status_parser.add_argument(
+        "--json", action="store_true", help="every process as JSON: service, replica, pid, ..."
     )
+    status_parser.set_defaults(handler=status)
 
     commands.add_parser(
         "migrate", help="run the employee database migrations (their own step)"

@@ -20,7 +20,14 @@ import pytest
 
 from tests.support.auth import token_for
 from tests.support.stack import TEST_DB, Stack, create_databases, drop_databases, free_port
-from tests.support.walkthrough import Shell, bash_blocks, commands, run_walkthrough, section
+from tests.support.walkthrough import (
+    Shell,
+    bash_blocks,
+    commands,
+    moved,
+    run_walkthrough,
+    section,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -51,10 +58,10 @@ def fresh_stack(infra: None) -> Iterator[Stack]:
 
 def _on(stack: Stack, text: str) -> str:
     """The same text, with each service's local address replaced by the stack's."""
-    for package, port in LOCAL_PORTS.items():
-        address = stack.url(package).removeprefix("http://")
-        text = re.sub(rf"(localhost|127\.0\.0\.1):{port}\b", address, text)
-    return text
+    return moved(
+        text,
+        {port: stack.url(package).removeprefix("http://") for package, port in LOCAL_PORTS.items()},
+    )
 
 
 class Watcher:

@@ -39,6 +39,14 @@ def section(readme: str, heading: str) -> str:
     return readme[start : end if end != -1 else len(readme)]
 
 
+def moved(text: str, ports: dict[int, str]) -> str:
+    """`text` with each local service address (`localhost:8001`, `127.0.0.1:8001`) whose
+    port is in `ports` replaced by the address given there."""
+    for port, address in ports.items():
+        text = re.sub(rf"(localhost|127\.0\.0\.1):{port}\b", address, text)
+    return text
+
+
 def bash_blocks(text: str) -> list[str]:
     return _BLOCK.findall(text)
 
