@@ -30,8 +30,6 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
 
 from services.common import (
     DependencyUnavailable,
@@ -39,7 +37,6 @@ from services.common import (
     inject_context,
     track_dependency,
 )
-from services.common.telemetry import ending
 from services.notification.hub import Hub
 from services.notification.metrics import (
     STREAM_CAUGHT_UP,
@@ -49,7 +46,6 @@ from services.notification.metrics import (
 from services.notification.settings import NotificationSettings
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 # Above the microsecond timestamps ids were before (~1.8e15), below 2**53 (exact in
 # JavaScript) for the first 4.5e15 entries. Never delete the stream: offsets would restart.
@@ -279,39 +275,29 @@ class NotificationStream:
     async def _store(
         self, exchange: AbstractExchange, fields: dict[str, Any], publish_id: str
     ) -> None:
-        attributes: dict[str, AttributeValue] = {
-            "messaging.system": "rabbitmq",
-            "messaging.destination.name": self.settings.stream,
-            "erp.employee_id": fields["employeeId"],
-            "erp.notification_type": fields["type"],
-        }
-        # Started, not made current: the entry's headers get the span's context explicitly,
-        # and every replica's push span is its child.
-        span = tracer.start_span(
-            f"{self.settings.stream} publish", kind=SpanKind.PRODUCER, attributes=attributes
+        # The entry carries the current span (the /notify request's): every replica's push
+        # span is its child, and no span wraps this one publish (docs/decisions.md D15).
+        headers: dict[str, Any] = dict(inject_context({}))
+        headers[CREATED_US] = time.time_ns() // 1000
+        headers[PUBLISHED_BY] = publish_id
+        message = aio_pika.Message(
+            orjson.dumps(fields),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers,
         )
-        with ending(span):
-            headers: dict[str, Any] = dict(inject_context({}, trace.set_span_in_context(span)))
-            headers[CREATED_US] = time.time_ns() // 1000
-            headers[PUBLISHED_BY] = publish_id
-            message = aio_pika.Message(
-                orjson.dumps(fields),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                headers=headers,
-            )
-            try:
-                async with track_dependency("rabbitmq", "publish"):
-                    await self._send(exchange, message)
-            except (
-                aiormq.exceptions.AMQPError,
-                aiormq.exceptions.ChannelInvalidStateError,
-                ConnectionError,
-                TimeoutError,
-            ) as exc:
-                raise DependencyUnavailable(
-                    "rabbitmq", detail="notification stream did not store it, try again"
-                ) from exc
+        try:
+            async with track_dependency("rabbitmq", "publish"):
+                await self._send(exchange, message)
+        except (
+            aiormq.exceptions.AMQPError,
+            aiormq.exceptions.ChannelInvalidStateError,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
+            raise DependencyUnavailable(
+                "rabbitmq", detail="notification stream did not store it, try again"
+            ) from exc
 
     async def _send(self, exchange: AbstractExchange, message: aio_pika.Message) -> None:
         """Append one entry to the stream; returns once the broker has confirmed it."""
