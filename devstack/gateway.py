@@ -51,12 +51,22 @@ def local_config(
         config = config.replace(f"listen {deployed_ports[name]};", f"listen {HOST}:{public[name]};")
     config = config.replace(f"listen {DEPLOYED_HEALTH_PORT};", f"listen {HOST}:{health_port};")
     config = config.replace("/tmp/", f"{work}/")
-    mesh_servers = "".join(
+    # A mesh port carries every path and WebSocket upgrades too, as a Service address does.
+    mesh_servers = """
+    map $http_upgrade $erp_mesh_connection {
+        default upgrade;
+        "" "";
+    }
+""" + "".join(
         f"""
     server {{
         listen {HOST}:{port};
         location / {{
             proxy_pass http://{name};
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $erp_mesh_connection;
+            proxy_read_timeout 1h;
         }}
     }}
 """

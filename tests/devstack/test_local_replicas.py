@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,78 +15,31 @@ from pathlib import Path
 
 import pytest
 
-from devstack import backing, local
 from devstack.apps import APP_SERVICES
 from devstack.topology import Topology
-from tests.support.stack import (
-    MONGO_URL,
-    TEST_DB,
-    amqp_url,
-    create_databases,
-    drop_databases,
-    mysql_url,
-)
+from tests.support import replicas
+from tests.support.stack import TEST_DB
 from tests.support.walkthrough import Shell, bash_blocks, moved, run_walkthrough, section
 
 REPO = Path(__file__).resolve().parents[2]
-DB = f"{TEST_DB}_replicas"
-
-
-def _free_offset() -> int:
-    """An offset that puts every port of a two-replica layout on a free port."""
-    for offset in range(20_000, 40_000, 1_000):
-        layout = Topology(replicas=2, offset=offset)
-        ports = [r.port for r in layout.processes()] + [layout.health_port]
-        ports += [p for s in APP_SERVICES for p in (layout.public_port(s), layout.mesh_port(s))]
-        if not any(_taken(port) for port in ports):
-            return offset
-    raise AssertionError("no free ports for a second local layout")
-
-
-def _taken(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
-def layout(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    backing.install_missing(gateway=True)
-    create_databases(DB)
-    state = tmp_path_factory.mktemp("state")
-    saved_state = os.environ.get("ERP_STATE_DIR")
-    os.environ["ERP_STATE_DIR"] = str(state)
-    amqp = amqp_url(DB)
-    topology = Topology(
-        replicas=2,
-        offset=_free_offset(),
-        overrides={
-            "employee": {"EMPLOYEE_DATABASE_URL": mysql_url(DB)},
-            "approval_request": {
-                "APPROVAL_REQUEST_MONGO_URL": MONGO_URL,
-                "APPROVAL_REQUEST_MONGO_DB": DB,
-                "APPROVAL_REQUEST_AMQP_URL": amqp,
-            },
-            "approval_processing": {"APPROVAL_PROCESSING_AMQP_URL": amqp},
-            "notification": {"NOTIFICATION_AMQP_URL": amqp},
-        },
-    )
-    try:
-        assert local.start(topology), "the two-replica layout did not start (see the log)"
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def layout(infra: None, state: Path) -> Iterator[Topology]:
+    with replicas.running(f"{TEST_DB}_replicas", state) as topology:
         yield topology
-    finally:
-        local.stop()
-        if saved_state is None:
-            os.environ.pop("ERP_STATE_DIR", None)
-        else:
-            os.environ["ERP_STATE_DIR"] = saved_state
-        drop_databases(DB)
 
 
-def test_status_lists_every_replica_and_the_gateway_as_json(layout: Topology) -> None:
+def test_status_lists_every_replica_and_the_gateway_as_json(layout: Topology, state: Path) -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "devstack", "status", "--json"],
         cwd=REPO,
-        env=dict(os.environ),
+        env={**os.environ, "ERP_STATE_DIR": str(state)},
         check=True,
         capture_output=True,
         text=True,
