@@ -1,14 +1,23 @@
-"""The approval pipeline end to end: four real service processes on real MariaDB, RabbitMQ
-and FerretDB, driven only through their public HTTP and WebSocket interfaces (the database
-and broker are read only to know when nothing more is in flight: tests/support/settled.py)."""
+"""The approval pipeline end to end: real service processes on real MariaDB, RabbitMQ and
+FerretDB, driven only through their HTTP and WebSocket interfaces (the database and broker
+are read only to know when nothing more is in flight: tests/support/settled.py).
+
+Every flow runs in two layouts: the session's one process a service, and two replicas of
+each behind the local gateway (`erp up --replicas 2`), where each call may land on either
+replica and a socket on one notification replica gets what was posted to the other."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
+import pytest
 
-from tests.support import factories
+from devstack.apps import APP_SERVICES
+from devstack.topology import Topology
+from tests.support import factories, replicas
 from tests.support.pipeline import (
     decide,
     document,
@@ -19,6 +28,51 @@ from tests.support.pipeline import (
     listening,
 )
 from tests.support.settled import outbox_drained, settled
+from tests.support.stack import TEST_DB, Stack
+
+REPLICATED_DB = f"{TEST_DB}_e2e"
+
+
+@dataclass(frozen=True)
+class Layout:
+    urls: dict[str, str]  # by package
+    db: str  # the databases and vhost it runs on
+
+
+@pytest.fixture(scope="module")
+def replicated(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    with replicas.running(REPLICATED_DB, tmp_path_factory.mktemp("e2e-state")) as topology:
+        yield topology
+
+
+@pytest.fixture(scope="module", params=["one process each", "two replicas each"])
+def layout(request: pytest.FixtureRequest) -> Layout:
+    if request.param == "one process each":
+        stack: Stack = request.getfixturevalue("stack")
+        return Layout({s.package: stack.url(s.package) for s in APP_SERVICES}, TEST_DB)
+    topology: Topology = request.getfixturevalue("replicated")
+    urls = {s.package: replicas.mesh_url(topology, s) for s in APP_SERVICES}
+    return Layout(urls, REPLICATED_DB)
+
+
+@pytest.fixture
+def employee_url(layout: Layout) -> str:
+    return layout.urls["employee"]
+
+
+@pytest.fixture
+def approvals_url(layout: Layout) -> str:
+    return layout.urls["approval_request"]
+
+
+@pytest.fixture
+def processing_url(layout: Layout) -> str:
+    return layout.urls["approval_processing"]
+
+
+@pytest.fixture
+def notification_url(layout: Layout) -> str:
+    return layout.urls["notification"]
 
 
 async def test_two_step_general_request_is_approved_by_both(
@@ -100,6 +154,7 @@ async def test_two_step_general_request_is_approved_by_both(
 
 
 async def test_rejection_at_step_one_ends_the_request(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -118,7 +173,7 @@ async def test_rejection_at_step_one_ends_the_request(
         assert [s["status"] for s in doc["steps"]] == ["rejected", "pending"]
         (result,) = await r_ws.wait_for(1, request_id)
         assert (result["stepStatus"], result["finalStatus"]) == ("rejected", "rejected")
-    await settled(request_id)  # no hand-off to step 2 is on its way
+    await settled(request_id, db=layout.db)  # no hand-off to step 2 is on its way
     assert await inbox(client, processing_url, second) == []
     late = await client.post(
         f"{approvals_url}/approvals/internal/result",
@@ -128,6 +183,7 @@ async def test_rejection_at_step_one_ends_the_request(
 
 
 async def test_leave_request_approved_by_both_records_exactly_one_leave(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -178,12 +234,13 @@ async def test_leave_request_approved_by_both_records_exactly_one_leave(
             "approval_result",
             "leave_confirmed",
         ]
-    await outbox_drained(request_id)  # no leave is still being recorded
+    await outbox_drained(request_id, db=layout.db)  # no leave is still being recorded
     again = await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
     assert len(again.json()) == 1
 
 
 async def test_reconnecting_with_after_receives_what_was_missed(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -199,7 +256,7 @@ async def test_reconnecting_with_after_receives_what_was_missed(
         (seen,) = await r_ws.wait_for(1, request_id)
     await decide(client, processing_url, second, request_id)
     await final_status(client, approvals_url, request_id, "approved")
-    await outbox_drained(request_id)  # the result was sent while nobody listened
+    await outbox_drained(request_id, db=layout.db)  # the result was sent while nobody listened
     async with listening(notification_url, requester, after=seen["id"]) as again:
         (missed,) = await again.wait_for(1, request_id)
         assert missed["finalStatus"] == "approved"

@@ -15,21 +15,23 @@ from tests.support.pipeline import eventually
 from tests.support.stack import MONGO_URL, TEST_DB
 
 
-async def _stored(request_id: int) -> dict[str, Any]:
+async def _stored(request_id: int, db: str = TEST_DB) -> dict[str, Any]:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGO_URL, tz_aware=True)
     try:
-        doc = await mongo[TEST_DB]["approvals"].find_one({"requestId": request_id})
+        doc = await mongo[db]["approvals"].find_one({"requestId": request_id})
     finally:
         await mongo.close()
     assert doc is not None, f"request {request_id} is not stored"
     return doc
 
 
-async def outbox_drained(request_id: int, *, timeout: float = 30.0) -> dict[str, Any]:
+async def outbox_drained(
+    request_id: int, *, timeout: float = 30.0, db: str = TEST_DB
+) -> dict[str, Any]:
     """The stored request, once every side effect it implied has been delivered."""
 
     async def probe() -> dict[str, Any] | None:
-        doc = await _stored(request_id)
+        doc = await _stored(request_id, db)
         return doc if not doc.get("outbox") and doc.get("pendingEffects") == 0 else None
 
     return await eventually(probe, timeout=timeout, what=f"request {request_id}'s outbox")
@@ -48,11 +50,11 @@ async def effect_attempted(request_id: int, kind: str, *, timeout: float = 30.0)
 WORK_QUEUES = {WORK_QUEUE, *(partition_queue(p) for p in range(PARTITIONS))}
 
 
-async def _work_queue_depth() -> int:
+async def _work_queue_depth(vhost: str = TEST_DB) -> int:
     """Messages in the work queues (the partitions and the unpartitioned one they replace),
     delivered-but-unacked ones included."""
     listing = await asyncio.create_subprocess_exec(
-        *("rabbitmqctl", "-q", "list_queues", "-p", TEST_DB, "name", "messages"),
+        *("rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -63,13 +65,14 @@ async def _work_queue_depth() -> int:
     return sum(int(depths[name]) for name in WORK_QUEUES)
 
 
-async def settled(*request_ids: int, timeout: float = 30.0) -> None:
+async def settled(*request_ids: int, timeout: float = 30.0, db: str = TEST_DB) -> None:
     """Until the requests' outboxes are delivered and the consumer has taken every hand-off
-    (so no inbox can still change because of them)."""
+    (so no inbox can still change because of them); `db` names the stack's databases and
+    vhost."""
     for request_id in request_ids:
-        await outbox_drained(request_id, timeout=timeout)
+        await outbox_drained(request_id, timeout=timeout, db=db)
 
     async def consumed() -> bool:
-        return await _work_queue_depth() == 0
+        return await _work_queue_depth(db) == 0
 
     await eventually(consumed, timeout=timeout, what="the approval.work queues to empty")
