@@ -18,7 +18,8 @@ class NotificationRefused(Exception):
 async def send_notification(
     session: aiohttp.ClientSession, base_url: str, notification: dict[str, Any]
 ) -> bool:
-    """True when at least one open connection of the employee received it."""
+    """True once notification-service has stored it for every replica to push and replay
+    (docs/decisions.md D20); any failure raises, so the outbox retries."""
     status, body = await request_json(
         session,
         "POST",
