@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.deploy.deploy_model import APPS, REPO
@@ -30,18 +31,77 @@ def find_nginx() -> Path:
     return Path(found) if found else unpacked
 
 
-def gateway_config(upstreams: dict[str, int], ports: dict[str, int], work: Path) -> str:
-    """The gateway config with each service's upstream at 127.0.0.1:``upstreams[name]``, its
+def _servers(ports: int | Sequence[int]) -> str:
+    listed = [ports] if isinstance(ports, int) else list(ports)
+    assert listed, "an upstream needs at least one server"
+    return "\n        ".join(f"server 127.0.0.1:{port};" for port in listed)
+
+
+def gateway_config(
+    upstreams: Mapping[str, int | Sequence[int]], ports: Mapping[str, int], work: Path
+) -> str:
+    """The gateway config with each service's upstream at 127.0.0.1:``upstreams[name]`` (a
+    port, or the ports of several replicas, balanced as the orchestrator's VIP would), its
     public port at ``ports[name]`` and the health port at ``ports['health']``."""
     config = CONFIG.read_text()
-    for name, port in upstreams.items():
-        config = config.replace(f"server {name}:8000;", f"server 127.0.0.1:{port};")
+    for name, replicas in upstreams.items():
+        config = config.replace(f"server {name}:8000;", _servers(replicas))
     for name, service in APPS.items():
         config = config.replace(f"listen {service.port};", f"listen 127.0.0.1:{ports[name]};")
     config = config.replace("listen 8080;", f"listen 127.0.0.1:{ports['health']};")
     config = config.replace("/tmp/", f"{work}/")
     assert not re.search(r"server [a-z-]+:8000;|listen \d+;", config), "every address rewritten"
     return config
+
+
+def internal_config(
+    upstreams: Mapping[str, Sequence[int]], ports: Mapping[str, int], work: Path
+) -> str:
+    """A plain nginx spreading service-to-service calls over replicas: ``ports[name]`` passes
+    every path (the internal ones included, unlike the gateway) to ``upstreams[name]``'s
+    replicas on loopback; ``ports['health']`` answers /healthz. A replica that refuses the
+    connection is skipped for the next one, as a Swarm VIP or a Kubernetes Service would."""
+    blocks = []
+    for name, replicas in upstreams.items():
+        blocks.append(
+            f"""
+    upstream {name} {{
+        {_servers(replicas)}
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{ports[name]};
+        location / {{
+            proxy_pass http://{name};
+        }}
+    }}"""
+        )
+    temp = "\n".join(
+        f"    {kind}_temp_path {work}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""worker_processes 1;
+pid {work}/nginx.pid;
+error_log stderr warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+{temp}
+    client_max_body_size 1m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 60s;
+    server {{
+        listen 127.0.0.1:{ports["health"]};
+        location = /healthz {{
+            return 200 "ok\\n";
+        }}
+    }}{"".join(blocks)}
+}}
+"""
 
 
 def start_gateway(

@@ -76,3 +76,26 @@ async def settled(*request_ids: int, timeout: float = 30.0, db: str = TEST_DB) -
         return await _work_queue_depth(db) == 0
 
     await eventually(consumed, timeout=timeout, what="the approval.work queues to empty")
+
+
+async def queue_depths(vhost: str = TEST_DB) -> dict[str, int]:
+    """Messages (ready and unacknowledged) in every classic or quorum queue of ``vhost``.
+    Streams are left out: they keep what was read."""
+    listing = await asyncio.create_subprocess_exec(
+        *(
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "--no-table-headers",
+            "-p",
+            vhost,
+            "name",
+            "messages",
+            "type",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await listing.communicate()
+    rows = [line.split("\t") for line in out.decode().splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 3 and row[2] != "stream"}
