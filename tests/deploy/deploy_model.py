@@ -30,6 +30,12 @@ MIGRATION = "employee-migrate"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 APPS: dict[str, AppService] = {service.name: service for service in APP_SERVICES}
+# The service whose replicas each hold a share (docs/decisions.md D22): a StatefulSet in
+# Kubernetes, one Swarm service per replica in stack.yml (D23).
+PROCESSING = "approval-processing-service"
+# Which replica a process is, and where its peers answer: values of each deployment (the
+# names differ), checked by their own tests rather than compared between deployments.
+ADDRESSING = frozenset({"APPROVAL_PROCESSING_REPLICA_INDEX", "APPROVAL_PROCESSING_PEER_URLS"})
 
 
 def image_of(service: str) -> str:
@@ -105,6 +111,13 @@ def variables_read_by_migration() -> dict[str, Variable]:
     }
 
 
+def gateway_upstreams() -> dict[str, list[str]]:
+    """The servers of each upstream block of the gateway config, in order."""
+    config = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
+    blocks = re.findall(r"upstream ([a-z-]+) \{(.*?)\}", config, re.S)
+    return {name: re.findall(r"^\s*server (\S+);", body, re.M) for name, body in blocks}
+
+
 def load_stack(composecheck: Path, mode: str, path: Path = STACK_FILE) -> dict[str, Any]:
     """`path` as `docker stack deploy` (mode "swarm") or `docker compose` ("compose") sees
     it, with the deploy-time variables unset so their defaults apply. Raises
@@ -142,6 +155,86 @@ def stack_workloads(stack: dict[str, Any]) -> dict[str, Workload]:
             env[Path(target).name.upper()] = None
         workloads[name] = Workload(service["image"], service.get("command"), env)
     return workloads
+
+
+_NUMBERED = re.compile(r"(?P<app>[a-z-]+)-(?P<index>\d+)")
+
+
+def stack_instances(stack: dict[str, Any]) -> dict[str, list[str]]:
+    """The stack services that run each of the four services: the one of its name, or one
+    per replica named ``<service>-<index>``, in index order."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for name in stack["services"]:
+        numbered = _NUMBERED.fullmatch(name)
+        if name in APPS:
+            found.setdefault(name, []).append((-1, name))
+        elif numbered and numbered["app"] in APPS:
+            found.setdefault(numbered["app"], []).append((int(numbered["index"]), name))
+    return {app: [name for _, name in sorted(names)] for app, names in found.items()}
+
+
+@dataclass(frozen=True)
+class Host:
+    """What a host name in a URL reaches in one deployment."""
+
+    app: str  # the workload behind it: a stack service's service, a pod's app label
+    ports: frozenset[int] | None  # None: not known (any)
+    replica: int | None = None  # the one replica it reaches, if it reaches one
+
+
+def stack_hosts(stack: dict[str, Any]) -> dict[str, Host]:
+    """Every name the stack's network resolves: its services and their network aliases."""
+    hosts: dict[str, Host] = {}
+    for app, names in stack_instances(stack).items():
+        for name in names:
+            numbered = _NUMBERED.fullmatch(name)
+            replica = int(numbered["index"]) if numbered and name not in APPS else None
+            hosts[name] = Host(app, frozenset({CONTAINER_PORT}), replica)
+    for name, service in stack["services"].items():
+        app = next((a for a, names in stack_instances(stack).items() if name in names), name)
+        hosts.setdefault(name, Host(app, None))
+        for network in (service.get("networks") or {}).values():
+            for alias in (network or {}).get("aliases") or []:
+                hosts.setdefault(alias, Host(app, hosts[name].ports))
+    return hosts
+
+
+def k8s_hosts(docs: list[dict[str, Any]]) -> dict[str, Host]:
+    """Every name the cluster resolves for the rendered manifests: each Service, and each
+    StatefulSet pod as ``<pod>.<headless Service>``."""
+    hosts: dict[str, Host] = {}
+    sets = by_kind(docs, "StatefulSet")
+    for name, service in by_kind(docs, "Service").items():
+        spec = service["spec"]
+        selector = spec.get("selector", {})
+        ports = frozenset(p["port"] for p in spec["ports"])
+        pod = selector.get("statefulset.kubernetes.io/pod-name")
+        replica = int(pod.rpartition("-")[2]) if pod else None
+        hosts[name] = Host(selector.get("app.kubernetes.io/name", name), ports, replica)
+        if spec.get("clusterIP") != "None":
+            continue
+        for set_name, stateful in sets.items():
+            labels = stateful["spec"]["template"]["metadata"]["labels"]
+            if stateful["spec"]["serviceName"] == name and selector.items() <= labels.items():
+                for index in range(stateful["spec"]["replicas"]):
+                    hosts[f"{set_name}-{index}.{name}"] = Host(hosts[name].app, ports, index)
+    return hosts
+
+
+def urls_in(env: dict[str, str | None]) -> list[tuple[str, str, int | None]]:
+    """(variable, URL, replica it must reach) for every URL in an environment; a URL
+    template with ``{index}`` is expanded for each replica the same environment counts in
+    its ``*_REPLICAS`` variable."""
+    replicas = next((int(v) for n, v in env.items() if n.endswith("_REPLICAS") and v), 1)
+    found: list[tuple[str, str, int | None]] = []
+    for name, value in env.items():
+        if not value or "://" not in value:
+            continue
+        if "{index}" in value:
+            found += [(name, value.format(index=i), i) for i in range(replicas)]
+        else:
+            found += [(name, url.strip(), None) for url in value.split(",")]
+    return found
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

@@ -22,17 +22,25 @@ import pytest
 from devstack.apps import ALEMBIC_INI
 from services.common.ops import router as ops_router
 from tests.deploy.deploy_model import (
+    ADDRESSING,
     APPS,
     CONTAINER_PORT,
     MIGRATION,
     OVERLAYS,
+    PROCESSING,
     REPO,
+    Host,
     Workload,
     by_kind,
+    gateway_upstreams,
     image_of,
+    k8s_hosts,
     k8s_workloads,
     pod_spec,
+    stack_hosts,
+    stack_instances,
     stack_workloads,
+    urls_in,
     variables_read,
     variables_read_by_migration,
     workload_docs,
@@ -52,11 +60,16 @@ MIGRATE_COMMAND = [
 ]
 
 
-def deployments(swarm_stack: Model, rendered: Rendered) -> dict[str, dict[str, Workload]]:
-    """Every deployment's workloads: 'stack', 'k8s/local', 'k8s/production'."""
-    out = {"stack": stack_workloads(swarm_stack)}
+def deployments(swarm_stack: Model, rendered: Rendered) -> dict[str, dict[str, list[Workload]]]:
+    """Every deployment's workloads of each service and the migration: 'stack' (one per
+    Swarm service running it: several for approval-processing), 'k8s/local' and
+    'k8s/production' (the pod template)."""
+    stack = stack_workloads(swarm_stack)
+    instances = {**stack_instances(swarm_stack), MIGRATION: [MIGRATION]}
+    out = {"stack": {app: [stack[name] for name in names] for app, names in instances.items()}}
     for overlay in OVERLAYS:
-        out[f"k8s/{overlay}"] = k8s_workloads(rendered[overlay])
+        workloads = k8s_workloads(rendered[overlay])
+        out[f"k8s/{overlay}"] = {name: [workloads[name]] for name in [*APPS, MIGRATION]}
     return out
 
 
@@ -74,10 +87,13 @@ def test_every_deployment_runs_the_service_from_the_one_image(
     assert service in build.split("for service in", 1)[1].split(";", 1)[0]
     assert 'image="$prefix/$service:$version"' in build
     for where, workloads in deployments(swarm_stack, rendered).items():
-        assert workloads[service].image == image_of(service), where
-        assert workloads[service].command is None, f"{where} overrides the image's command"
-        assert workloads[MIGRATION].image == image_of("employee-service"), where
-        assert workloads[MIGRATION].command == MIGRATE_COMMAND, where
+        assert workloads[service], f"{where} does not run {service}"
+        for workload in workloads[service]:
+            assert workload.image == image_of(service), where
+            assert workload.command is None, f"{where} overrides the image's command"
+        (migration,) = workloads[MIGRATION]
+        assert migration.image == image_of("employee-service"), where
+        assert migration.command == MIGRATE_COMMAND, where
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -86,7 +102,7 @@ def test_kubernetes_probes_and_ports_agree_with_the_service(
     rendered: Rendered, overlay: str, service: str
 ) -> None:
     docs = rendered[overlay]
-    container = pod_spec(by_kind(docs, "Deployment")[service])["containers"][0]
+    container = pod_spec(workload_docs(docs)[service])["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": CONTAINER_PORT}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
@@ -100,8 +116,9 @@ def test_kubernetes_probes_and_ports_agree_with_the_service(
 def test_the_stack_healthcheck_probes_health_on_the_service_port(
     swarm_stack: Model, service: str
 ) -> None:
-    test = " ".join(swarm_stack["services"][service]["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{CONTAINER_PORT}/health" in test
+    for name in stack_instances(swarm_stack)[service]:
+        test = " ".join(swarm_stack["services"][name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{CONTAINER_PORT}/health" in test, name
     dockerfile = (REPO / "Dockerfile").read_text()
     assert f"http://127.0.0.1:{CONTAINER_PORT}/health" in dockerfile
 
@@ -116,7 +133,7 @@ def test_the_gateway_publishes_each_service_on_its_local_port(
     routes = {
         int(port): set(re.findall(r"proxy_pass http://([a-z-]+);", body)) for port, body in servers
     }
-    upstreams = dict(re.findall(r"upstream ([a-z-]+) \{\s*server ([a-z-]+:\d+);", config))
+    upstreams = gateway_upstreams()
     expected_ports = {service.port for service in APPS.values()}
     published = {p["published"]: p["target"] for p in swarm_stack["services"]["gateway"]["ports"]}
     assert published == {port: port for port in expected_ports}
@@ -128,7 +145,29 @@ def test_the_gateway_publishes_each_service_on_its_local_port(
         assert ports == {port: port for port in expected_ports}, overlay
     for name, service in APPS.items():
         assert routes[service.port] == {name}, f"port {service.port} must reach {name}"
-        assert upstreams[name] == f"{name}:{CONTAINER_PORT}"
+        if name != PROCESSING:
+            assert upstreams[name] == [f"{name}:{CONTAINER_PORT}"]
+
+
+def test_the_gateway_reaches_every_approval_processing_replica_by_its_own_name(
+    swarm_stack: Model, rendered: Rendered
+) -> None:
+    """Replica k of N answers as approval-processing-service-k in both deployments (a Swarm
+    service, a Kubernetes Service for pod k), and the gateway lists each, so the count is
+    the same in stack.yml, every overlay and deploy/gateway/nginx.conf."""
+    listed = gateway_upstreams()[PROCESSING]
+    count = len(listed)
+    assert count > 1
+    assert listed == [f"{PROCESSING}-{k}:{CONTAINER_PORT}" for k in range(count)]
+    where_hosts = {"stack": stack_hosts(swarm_stack)}
+    where_hosts |= {f"k8s/{o}": k8s_hosts(rendered[o]) for o in OVERLAYS}
+    for where, hosts in where_hosts.items():
+        for k, server in enumerate(listed):
+            host, _, port = server.partition(":")
+            assert hosts[host] == Host(PROCESSING, frozenset({int(port)}), k), (where, server)
+    for where, workloads in deployments(swarm_stack, rendered).items():
+        counts = {w.env["APPROVAL_PROCESSING_REPLICAS"] for w in workloads[PROCESSING]}
+        assert counts == {str(count)}, where
 
 
 def test_the_gateway_does_not_route_internal_paths() -> None:
@@ -173,8 +212,9 @@ def test_every_required_variable_is_set_in_both_deployments(
     required = {name for name, variable in _reads(service).items() if variable.required}
     assert required, f"{service} reads no variable that must be set: the rule found nothing"
     for where, workloads in deployments(swarm_stack, rendered).items():
-        missing = required - set(workloads[service].env)
-        assert not missing, f"{where} does not set {sorted(missing)} for {service}"
+        for workload in workloads[service]:
+            missing = required - set(workload.env)
+            assert not missing, f"{where} does not set {sorted(missing)} for {service}"
 
 
 @pytest.mark.parametrize("service", [*APPS, MIGRATION])
@@ -184,10 +224,10 @@ def test_every_variable_set_is_one_the_service_reads(
     """Catches a misspelt or stale variable, which the settings would silently ignore."""
     reads = _reads(service)
     for where, workloads in deployments(swarm_stack, rendered).items():
-        workload = workloads[service]
-        for name in workload.env:
-            known = name in reads or STANDARD.fullmatch(name) or name in workload.helpers
-            assert known, f"{where} sets {name} for {service}, which reads no such variable"
+        for workload in workloads[service]:
+            for name in workload.env:
+                known = name in reads or STANDARD.fullmatch(name) or name in workload.helpers
+                assert known, f"{where} sets {name} for {service}, which reads no such variable"
 
 
 @pytest.mark.parametrize("service", [*APPS, MIGRATION])
@@ -199,9 +239,10 @@ def test_every_deployment_but_the_local_cluster_runs_in_production_mode(
     environment = [name for name in _reads(service) if name.endswith("_ENVIRONMENT")]
     assert environment
     for where, workloads in deployments(swarm_stack, rendered).items():
-        env = workloads[service].env
         mode = "development" if where == "k8s/local" else "production"
-        assert [env.get(name) for name in environment] == [mode] * len(environment), where
+        for workload in workloads[service]:
+            env = workload.env
+            assert [env.get(name) for name in environment] == [mode] * len(environment), where
 
 
 @pytest.mark.parametrize("service", APPS)
@@ -209,18 +250,22 @@ def test_plain_values_agree_between_the_stack_and_kubernetes(
     swarm_stack: Model, rendered: Rendered, service: str
 ) -> None:
     every = deployments(swarm_stack, rendered)
-    stack_env = every["stack"][service].env
-    assert stack_env["OTEL_SERVICE_NAME"] == service
-    for where, workloads in every.items():
-        env = workloads[service].env
-        for name, value in stack_env.items():
-            if name.endswith("_ENVIRONMENT"):
-                continue  # the mode differs on purpose (the test above)
-            if value is not None and name in env and env[name] is not None:
-                assert env[name] == value, f"{where}: {name}={env[name]!r}, stack.yml: {value!r}"
-        assert {n for n, v in env.items() if v is not None and n in stack_env} >= {
-            n for n, v in stack_env.items() if v is not None
-        }, where
+    for stack_workload in every["stack"][service]:
+        stack_env = {n: v for n, v in stack_workload.env.items() if n not in ADDRESSING}
+        assert stack_env["OTEL_SERVICE_NAME"] == service
+        for where, workloads in every.items():
+            for workload in workloads[service]:
+                env = {n: v for n, v in workload.env.items() if n not in ADDRESSING}
+                for name, value in stack_env.items():
+                    if name.endswith("_ENVIRONMENT"):
+                        continue  # the mode differs on purpose (the test above)
+                    if value is not None and name in env and env[name] is not None:
+                        assert env[name] == value, (
+                            f"{where}: {name}={env[name]!r}, stack.yml: {value!r}"
+                        )
+                assert {n for n, v in env.items() if v is not None and n in stack_env} >= {
+                    n for n, v in stack_env.items() if v is not None
+                }, where
 
 
 def _shape(url: str) -> str:
@@ -254,25 +299,24 @@ def test_connection_urls_have_the_same_shape_in_both_deployments(
 def test_every_service_url_points_at_a_service_of_the_same_deployment(
     swarm_stack: Model, rendered: Rendered
 ) -> None:
-    """Kubernetes: a Service of that name exposing that port. stack.yml: a service of that
-    name, on the container port when it is one of the four."""
+    """A name that deployment resolves (a stack service or network alias; a Kubernetes
+    Service or a StatefulSet pod's name under its headless Service), on a port it exposes. A
+    URL template with {index} must reach replica k of the workload itself for each k."""
     for where, workloads in deployments(swarm_stack, rendered).items():
         if where == "stack":
-            ports = {
-                name: {CONTAINER_PORT} if name in APPS else None for name in swarm_stack["services"]
-            }
+            hosts = stack_hosts(swarm_stack)
         else:
-            services = by_kind(rendered[where.removeprefix("k8s/")], "Service")
-            ports = {
-                name: {p["port"] for p in svc["spec"]["ports"]} for name, svc in services.items()
-            }
-        for service, workload in workloads.items():
-            for name, value in workload.env.items():
-                if not value or "://" not in value:
-                    continue
-                url = urlsplit(value)
-                assert url.hostname in ports, f"{where}: {service} {name} -> {value}"
-                expected = ports[url.hostname]
-                assert expected is None or url.port in expected, (
-                    f"{where}: {service} {name} -> {value}"
-                )
+            hosts = k8s_hosts(rendered[where.removeprefix("k8s/")])
+        for service, instances in workloads.items():
+            for workload in instances:
+                for name, value, replica in urls_in(workload.env):
+                    url = urlsplit(value)
+                    host = hosts.get(url.hostname or "")
+                    assert host is not None, f"{where}: {service} {name} -> {value}"
+                    assert host.ports is None or url.port in host.ports, (
+                        f"{where}: {service} {name} -> {value}"
+                    )
+                    if replica is not None:
+                        assert (host.app, host.replica) == (service, replica), (
+                            f"{where}: {service} {name} -> {value} is not its replica {replica}"
+                        )

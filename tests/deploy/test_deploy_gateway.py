@@ -1,6 +1,7 @@
 """The gateway's nginx configuration (deploy/gateway/nginx.conf), run by a real nginx in
-front of four stand-in services: each public port reaches its own service, WebSockets
-pass, and the internal paths and /metrics never reach a service, however spelt."""
+front of stand-in services (one per approval-processing replica the config lists): each
+public port reaches its own service, WebSockets pass, the internal paths and /metrics never
+reach a service, however spelt, and approval-processing's calls reach every replica."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_model import APPS
+from tests.deploy.deploy_model import APPS, PROCESSING, gateway_upstreams
 from tests.deploy.gateway import gateway_config, start_gateway
 
 
@@ -25,9 +26,11 @@ def free_port() -> int:
 
 
 class StandIn(BaseHTTPRequestHandler):
-    """Answers with the service's name and the path it was asked for."""
+    """Answers with the service's name and the path it was asked for; a replica also names
+    itself in a header."""
 
     service = ""
+    replica = ""
 
     def _answer(self) -> None:
         if self.headers.get("Upgrade", "").lower() == "websocket":
@@ -40,6 +43,7 @@ class StandIn(BaseHTTPRequestHandler):
         body = f"{self.service} {self.path}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Replica", self.replica)
         self.end_headers()
         self.wfile.write(body)
 
@@ -55,18 +59,26 @@ def gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gateway")
 
 
+PROCESSING_REPLICAS = len(gateway_upstreams()[PROCESSING])
+
+
 @pytest.fixture(scope="module")
 def gateway(tools: dict[str, Path], gateway_dir: Path) -> Iterator[dict[str, int]]:
-    """nginx with the gateway config, its upstreams pointed at local stand-ins and its
-    ports moved to free ones: {'employee-service': port, ..., 'health': port}."""
+    """nginx with the gateway config, its upstreams pointed at local stand-ins (one per
+    approval-processing replica) and its ports moved to free ones: {'employee-service':
+    port, ..., 'health': port}."""
     servers = []
-    upstreams = {}
+    upstreams: dict[str, list[int]] = {}
     for name in APPS:
-        handler = type(f"StandIn_{name}", (StandIn,), {"service": name})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        upstreams[name] = server.server_port
+        replicas = PROCESSING_REPLICAS if name == PROCESSING else 1
+        for replica in range(replicas):
+            handler = type(
+                f"StandIn_{name}_{replica}", (StandIn,), {"service": name, "replica": str(replica)}
+            )
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+            upstreams.setdefault(name, []).append(server.server_port)
     ports = {name: free_port() for name in [*APPS, "health"]}
     config = gateway_config(upstreams, ports, gateway_dir)
     try:
@@ -85,6 +97,14 @@ def request(
     port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
     """Sends `path` exactly as written (no client-side normalisation)."""
+    status, body, _ = answer(port, path, method, headers)
+    return status, body
+
+
+def answer(
+    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, str, str | None]:
+    """Status, body and the X-Replica header of the answer to `path`, sent as written."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
@@ -93,7 +113,7 @@ def request(
             connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
-        return response.status, response.read().decode()
+        return response.status, response.read().decode(), response.getheader("X-Replica")
     finally:
         connection.close()
 
@@ -148,6 +168,53 @@ def test_internal_paths_and_metrics_never_reach_a_service(
             status, body = request(gateway[service], path, method)
             assert status == 404, (method, path, status)
             assert service not in body, (method, path)
+
+
+def test_approval_processing_calls_reach_every_replica(gateway: dict[str, int]) -> None:
+    """Each replica answers for every approver (it forwards to the owner), so the gateway
+    balances over all the replicas it lists, GET and POST alike."""
+    seen: set[str | None] = set()
+    for attempt in range(20 * PROCESSING_REPLICAS):
+        method = "GET" if attempt % 2 else "POST"
+        status, body, replica = answer(gateway[PROCESSING], "/process/2", method)
+        assert (status, body) == (200, f"{PROCESSING} /process/2")
+        seen.add(replica)
+        if len(seen) == PROCESSING_REPLICAS:
+            break
+    assert seen == {str(k) for k in range(PROCESSING_REPLICAS)}
+
+
+def test_approval_processing_calls_skip_a_replica_that_is_down(
+    tools: dict[str, Path], tmp_path: Path
+) -> None:
+    """A replica whose address refuses connections (its pod or task gone) costs no failed
+    call: the gateway passes the call, a POST too, to the next replica."""
+    running = []
+    for replica in range(1, PROCESSING_REPLICAS):
+        handler = type(
+            f"StandInUp_{replica}", (StandIn,), {"service": PROCESSING, "replica": str(replica)}
+        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        running.append(server)
+    ports = {name: free_port() for name in [*APPS, "health"]}
+    upstreams = {name: free_port() for name in APPS}
+    config = gateway_config(
+        {**upstreams, PROCESSING: [free_port(), *(s.server_port for s in running)]},
+        ports,
+        tmp_path,
+    )
+    nginx = start_gateway(tools["nginx"], config, tmp_path, ports["health"])
+    try:
+        for method in ("POST", "GET") * (2 * PROCESSING_REPLICAS):
+            status, _, replica = answer(ports[PROCESSING], "/process/2/7", method)
+            assert status == 200, method
+            assert replica != "0", method
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        for server in running:
+            server.shutdown()
 
 
 def test_websockets_pass_through_the_notification_port(gateway: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ Kubernetes schemas, locked down, sized, and shaped by what each service may safe
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ from tests.deploy.deploy_model import (
     APPS,
     MIGRATION,
     OVERLAYS,
+    PROCESSING,
     REPO,
     by_kind,
+    k8s_hosts,
     k8s_workloads,
     pod_spec,
     secret_keys,
+    urls_in,
     workload_docs,
 )
 
@@ -29,8 +33,9 @@ Rendered = dict[str, list[dict[str, Any]]]
 
 # The oldest Kubernetes release the manifests target, and the newest the validator knows.
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
-STATELESS = ("employee-service", "approval-request-service")
-SINGLE_REPLICA = ("approval-processing-service", "notification-service")
+# Any replica serves any request (notification-service: any replica's sockets get every
+# notification, D20), so an autoscaler sets the count.
+AUTOSCALED = ("employee-service", "approval-request-service", "notification-service")
 STORES = ("mysql", "mongo", "rabbitmq")
 
 
@@ -114,39 +119,129 @@ def test_every_container_has_requests_and_limits(rendered: Rendered, overlay: st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_stateless_services_autoscale_and_keep_one_pod_through_disruptions(
+def test_services_where_any_replica_serves_any_request_autoscale_and_roll(
     rendered: Rendered, overlay: str
 ) -> None:
     docs = rendered[overlay]
     autoscalers = by_kind(docs, "HorizontalPodAutoscaler")
     deployments = by_kind(docs, "Deployment")
-    for name in STATELESS:
+    for name in AUTOSCALED:
         autoscaler = autoscalers[name]
         assert autoscaler["spec"]["scaleTargetRef"]["name"] == name
         assert 1 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
         # The autoscaler owns the replica count; a fixed one would fight it on every apply.
         assert "replicas" not in deployments[name]["spec"], name
         assert deployments[name]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert set(autoscalers) == set(STATELESS), "only the stateless services autoscale"
+    assert set(autoscalers) == set(AUTOSCALED), "approval-processing has a fixed count"
+
+
+def _processing(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """approval-processing's StatefulSet and its container."""
+    stateful = by_kind(docs, "StatefulSet")[PROCESSING]
+    return stateful, pod_spec(stateful)["containers"][0]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_in_memory_services_run_exactly_one_replica_replaced_not_rolled(
+def test_approval_processing_is_a_statefulset_whose_pods_know_their_index(
     rendered: Rendered, overlay: str
 ) -> None:
-    """Inboxes and WebSocket connections live in one process: a second replica would split
-    them, so one replica, Recreate (never two side by side), and a budget that lets a node
-    drain evict it."""
+    """Replica k is pod approval-processing-service-k: its index comes from the pod's
+    ordinal label, its count is the StatefulSet's, and no autoscaler or Deployment runs it
+    (a count changed behind its settings' back would leave partitions without an owner)."""
     docs = rendered[overlay]
-    deployments = by_kind(docs, "Deployment")
-    budgets = by_kind(docs, "PodDisruptionBudget")
-    for name in SINGLE_REPLICA:
-        assert deployments[name]["spec"]["replicas"] == 1
-        assert deployments[name]["spec"]["strategy"] == {"type": "Recreate"}
-        assert budgets[name]["spec"] == {
-            "maxUnavailable": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+    stateful, container = _processing(docs)
+    assert PROCESSING not in by_kind(docs, "Deployment")
+    spec = stateful["spec"]
+    env = k8s_workloads(docs)[PROCESSING].env
+    assert spec["replicas"] > 1
+    assert env["APPROVAL_PROCESSING_REPLICAS"] == str(spec["replicas"])
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+    (index,) = [e for e in container["env"] if e["name"] == "APPROVAL_PROCESSING_REPLICA_INDEX"]
+    assert index["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_approval_processing_replicas_reach_each_other_through_the_headless_service(
+    rendered: Rendered, overlay: str
+) -> None:
+    """APPROVAL_PROCESSING_PEER_URLS is one {index} template: for each k it names pod k under
+    the StatefulSet's headless Service, which publishes a pod before it is ready (a
+    rebuilding replica answers its own 503). One ClusterIP Service per pod gives the
+    gateway a stable address for each replica (nginx resolves its upstreams once)."""
+    docs = rendered[overlay]
+    stateful, _ = _processing(docs)
+    services = by_kind(docs, "Service")
+    headless = services[stateful["spec"]["serviceName"]]["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["publishNotReadyAddresses"] is True
+    assert headless["selector"] == {"app.kubernetes.io/name": PROCESSING}
+    env = k8s_workloads(docs)[PROCESSING].env
+    template = env["APPROVAL_PROCESSING_PEER_URLS"] or ""
+    assert "{index}" in template
+    count = stateful["spec"]["replicas"]
+    peers = [(url, k) for name, url, k in urls_in(env) if name.endswith("PEER_URLS")]
+    assert peers == [
+        (f"http://{PROCESSING}-{k}.{stateful['spec']['serviceName']}:8000", k) for k in range(count)
+    ]
+    hosts = k8s_hosts(docs)
+    for k in range(count):
+        selector = services[f"{PROCESSING}-{k}"]["spec"]["selector"]
+        assert selector == {
+            "app.kubernetes.io/name": PROCESSING,
+            "statefulset.kubernetes.io/pod-name": f"{PROCESSING}-{k}",
         }
+        assert hosts[f"{PROCESSING}-{k}"].replica == k
+    assert f"{PROCESSING}-{count}" not in services, "a Service for a pod that does not exist"
+
+
+def _kept_available(budget: dict[str, Any], replicas: int) -> int:
+    """How many of `replicas` pods a PodDisruptionBudget keeps through an eviction
+    (percentages round up, as the disruption controller does)."""
+    for key, keep in (("minAvailable", True), ("maxUnavailable", False)):
+        value = budget["spec"].get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = math.ceil(int(value.rstrip("%")) * replicas / 100)
+        return value if keep else replicas - value
+    raise AssertionError(f"{budget['metadata']['name']} keeps nothing")
+
+
+def _replica_range(docs: list[dict[str, Any]], name: str) -> range:
+    autoscaler = by_kind(docs, "HorizontalPodAutoscaler").get(name)
+    if autoscaler:
+        return range(autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"] + 1)
+    replicas = workload_docs(docs)[name]["spec"]["replicas"]
+    return range(replicas, replicas + 1)
+
+
+def test_production_budgets_keep_a_majority_of_every_service_up(rendered: Rendered) -> None:
+    """For every replica count the service may have: more than half stay through a node
+    drain, and a drain can still move one (a budget keeping all would block it)."""
+    docs = rendered["production"]
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    for name in APPS:
+        for replicas in _replica_range(docs, name):
+            kept = _kept_available(budgets[name], replicas)
+            assert replicas / 2 < kept < replicas, (name, replicas, kept)
+
+
+def test_local_budgets_never_block_a_drain_and_keep_approval_processing_majority(
+    rendered: Rendered,
+) -> None:
+    """A local cluster runs one or two of the autoscaled services, where a majority would
+    be all of them; approval-processing still runs its full count there."""
+    docs = rendered["local"]
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    for name in APPS:
+        for replicas in _replica_range(docs, name):
+            kept = _kept_available(budgets[name], replicas)
+            assert kept < replicas, (name, replicas, kept)
+            if name == PROCESSING:
+                assert kept > replicas / 2, (name, replicas, kept)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -207,13 +302,14 @@ def _allowed_sources(policy: dict[str, Any]) -> set[str]:
 
 
 def _callers(rendered_docs: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """Who calls whom, read off the URLs in each workload's environment."""
+    """Who calls whom, read off the URLs in each workload's environment: the workload a
+    host name reaches (a Service's pods, a StatefulSet pod under its headless Service)."""
+    hosts = k8s_hosts(rendered_docs)
     callers: dict[str, set[str]] = {}
     for name, workload in k8s_workloads(rendered_docs).items():
-        for value in workload.env.values():
-            if value and "://" in value:
-                host = urlsplit(value).hostname or ""
-                callers.setdefault(host, set()).add(name)
+        for _, url, _ in urls_in(workload.env):
+            callee = hosts[urlsplit(url).hostname or ""].app
+            callers.setdefault(callee, set()).add(name)
     return callers
 
 
@@ -238,6 +334,26 @@ def test_network_policies_admit_exactly_the_callers(rendered: Rendered, overlay:
         "approval-request-service",
         "approval-processing-service",
     }
+    # The replicas' own traffic: forwarded /process calls, and each notification replica's
+    # stream on RabbitMQ.
+    assert callers[PROCESSING] == {PROCESSING}
+    assert {PROCESSING, "notification-service"} <= callers["rabbitmq"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_approval_processing_replicas_may_call_each_other_on_the_service_port(
+    rendered: Rendered, overlay: str
+) -> None:
+    policy = by_kind(rendered[overlay], "NetworkPolicy")[PROCESSING]
+    container = _processing(rendered[overlay])[1]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    admitted = {
+        named.get(port["port"], port["port"])
+        for rule in policy["spec"]["ingress"]
+        if {"podSelector": {"matchLabels": {"app.kubernetes.io/name": PROCESSING}}} in rule["from"]
+        for port in rule["ports"]
+    }
+    assert admitted == {8000}
 
 
 def test_only_the_ingress_controller_reaches_the_production_gateway(rendered: Rendered) -> None:

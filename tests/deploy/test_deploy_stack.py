@@ -12,12 +12,20 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.deploy_model import APPS, MIGRATION, REPO, load_stack, stack_workloads
+from tests.deploy.deploy_model import (
+    MIGRATION,
+    PROCESSING,
+    REPO,
+    load_stack,
+    stack_hosts,
+    stack_instances,
+    stack_workloads,
+)
 
 Model = dict[str, Any]
 
-STATELESS = ("employee-service", "approval-request-service", "gateway")
-SINGLE = ("approval-processing-service", "notification-service", "mysql", "mongo", "rabbitmq")
+STATELESS = ("employee-service", "approval-request-service", "notification-service", "gateway")
+SINGLE = ("mysql", "mongo", "rabbitmq")
 # Services without a healthcheck, and why: the collector image is FROM scratch (no program
 # could run a check); the migration is a job that exits when done.
 NO_HEALTHCHECK = {"otel-collector", MIGRATION}
@@ -58,7 +66,7 @@ def test_every_long_running_service_has_a_healthcheck_and_a_memory_limit(
 
 
 def test_the_services_run_read_only_without_capabilities(swarm_stack: Model) -> None:
-    for name in [*APPS, MIGRATION]:
+    for name in [*(n for names in stack_instances(swarm_stack).values() for n in names), MIGRATION]:
         service = swarm_stack["services"][name]
         assert service["read_only"] is True, name
         assert service["cap_drop"] == ["ALL"], name
@@ -67,19 +75,50 @@ def test_the_services_run_read_only_without_capabilities(swarm_stack: Model) -> 
 
 def test_stateless_services_roll_and_stateful_ones_are_replaced(swarm_stack: Model) -> None:
     """Start-first rolling for what may run twice; stop-first, one replica, for what holds
-    state in memory or on a volume (two side by side would split or corrupt it)."""
+    state in memory or on a volume (two side by side would split or corrupt it): each
+    approval-processing replica's share, each store."""
     services = swarm_stack["services"]
     for name in STATELESS:
         deploy = services[name]["deploy"]
         assert deploy["replicas"] >= 2, name
         assert deploy["update_config"]["order"] == "start-first", name
-    for name in SINGLE:
+    for name in [*SINGLE, *stack_instances(swarm_stack)[PROCESSING]]:
         deploy = services[name]["deploy"]
         assert deploy["replicas"] == 1, name
         assert deploy["update_config"]["order"] == "stop-first", name
     for name, service in services.items():
         if name != MIGRATION:
             assert service["deploy"]["restart_policy"]["condition"] == "any", name
+
+
+def test_each_approval_processing_replica_is_a_service_with_its_own_index(
+    swarm_stack: Model,
+) -> None:
+    """Replica k of N is the Swarm service approval-processing-service-k with
+    APPROVAL_PROCESSING_REPLICA_INDEX k: N services, indexes 0..N-1 each once, every one
+    counting N replicas and reaching its peers at approval-processing-service-{index}."""
+    names = stack_instances(swarm_stack)[PROCESSING]
+    count = len(names)
+    assert count > 1
+    assert names == [f"{PROCESSING}-{k}" for k in range(count)]
+    workloads = stack_workloads(swarm_stack)
+    for k, name in enumerate(names):
+        env = workloads[name].env
+        assert env["APPROVAL_PROCESSING_REPLICA_INDEX"] == str(k), name
+        assert env["APPROVAL_PROCESSING_REPLICAS"] == str(count), name
+        peers = env["APPROVAL_PROCESSING_PEER_URLS"] or ""
+        assert [peers.format(index=i) for i in range(count)] == [
+            f"http://{peer}:8000" for peer in names
+        ], name
+
+
+def test_every_approval_processing_replica_answers_to_the_shared_name(swarm_stack: Model) -> None:
+    """What prometheus.yml scrapes (approval-processing-service:8000) resolves in Swarm as in
+    Kubernetes: a network alias on each replica's service."""
+    assert stack_hosts(swarm_stack)[PROCESSING].app == PROCESSING
+    for name in stack_instances(swarm_stack)[PROCESSING]:
+        aliases = swarm_stack["services"][name]["networks"]["erp"]["aliases"]
+        assert aliases == [PROCESSING], name
 
 
 def test_the_migration_is_a_job_restarted_until_mysql_answers(swarm_stack: Model) -> None:
@@ -176,7 +215,7 @@ def test_prometheus_gets_its_rule_files_beside_its_configuration(swarm_stack: Mo
         assert f"/etc/prometheus/{rule_file}" in mounts
     for job in config["scrape_configs"]:
         for target in (t for s in job["static_configs"] for t in s["targets"]):
-            assert target.split(":")[0] in swarm_stack["services"], target
+            assert target.split(":")[0] in stack_hosts(swarm_stack), target
 
 
 def test_the_entrypoint_exports_secret_files_as_variables(tmp_path: Path) -> None:
