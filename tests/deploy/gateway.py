@@ -31,6 +31,12 @@ def find_nginx() -> Path:
     return Path(found) if found else unpacked
 
 
+def _servers(ports: int | Sequence[int]) -> str:
+    listed = [ports] if isinstance(ports, int) else list(ports)
+    assert listed, "an upstream needs at least one server"
+    return "\n        ".join(f"server 127.0.0.1:{port};" for port in listed)
+
+
 def _server_lines(ports: int | Sequence[int]) -> str:
     listed = [ports] if isinstance(ports, int) else list(ports)
     assert listed, "an upstream needs at least one server"
@@ -56,6 +62,56 @@ def gateway_config(
     unrewritten = re.search(r"server [a-z0-9-]+:\d+;|listen \d+;", config)
     assert not unrewritten, f"every address rewritten: {unrewritten and unrewritten[0]}"
     return config
+
+
+def internal_config(
+    upstreams: Mapping[str, Sequence[int]], ports: Mapping[str, int], work: Path
+) -> str:
+    """A plain nginx spreading service-to-service calls over replicas: ``ports[name]`` passes
+    every path (the internal ones included, unlike the gateway) to ``upstreams[name]``'s
+    replicas on loopback; ``ports['health']`` answers /healthz. A replica that refuses the
+    connection is skipped for the next one, as a Swarm VIP or a Kubernetes Service would."""
+    blocks = []
+    for name, replicas in upstreams.items():
+        blocks.append(
+            f"""
+    upstream {name} {{
+        {_servers(replicas)}
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{ports[name]};
+        location / {{
+            proxy_pass http://{name};
+        }}
+    }}"""
+        )
+    temp = "\n".join(
+        f"    {kind}_temp_path {work}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""worker_processes 1;
+pid {work}/nginx.pid;
+error_log stderr warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+{temp}
+    client_max_body_size 1m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 60s;
+    server {{
+        listen 127.0.0.1:{ports["health"]};
+        location = /healthz {{
+            return 200 "ok\\n";
+        }}
+    }}{"".join(blocks)}
+}}
+"""
 
 
 def start_gateway(
