@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from services.approval_processing.clients import notify_assigned, waiting_steps
-from services.approval_processing.consumer import WorkConsumer
+from services.approval_processing.consumer import WorkConsumer, watch_lag
 from services.approval_processing.inbox import Inbox, WorkItem
 from services.approval_processing.metrics import CONSUMER_CONNECTED, INBOX_REBUILD_SECONDS
 from services.approval_processing.replicas import Ownership
@@ -114,6 +114,7 @@ class Runtime:
             self.ownership.replicas,
             ", ".join(partition_queue(p) for p in owned),
         )
+        await watch_lag(channel, owned)
 
     async def check_broker(self) -> None:
         if not self.consuming or self.connection is None or self.connection.is_closed:

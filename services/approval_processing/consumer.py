@@ -5,24 +5,31 @@ partitions."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from services.approval_processing.inbox import Inbox, WorkItem
-from services.approval_processing.metrics import DEAD_LETTERED, MESSAGES_CONSUMED
+from services.approval_processing.metrics import (
+    DEAD_LETTERED,
+    MESSAGES_CONSUMED,
+    PARTITION_READY,
+)
 from services.common import extract_context
 from services.common.limits import Id
 from services.common.messaging import (
     WORK_QUEUE,
     json_message,
     partition_of,
+    partition_queue,
     partition_routing_key,
 )
 
@@ -30,6 +37,8 @@ logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Notify = Callable[[dict[str, Any]], Awaitable[bool]]
+
+LAG_INTERVAL_SECONDS = 5.0
 
 
 class _Step(BaseModel):
@@ -173,3 +182,23 @@ class WorkConsumer:
         await self.exchange.publish(moved, routing_key=key, timeout=5)
         MESSAGES_CONSUMED.labels("moved").inc()
         await message.ack()
+
+
+async def watch_lag(
+    channel: AbstractChannel,
+    partitions: Iterable[int],
+    interval: float = LAG_INTERVAL_SECONDS,
+) -> None:
+    """Counts, until cancelled, the hand-offs waiting in each partition this replica owns.
+    A passive declare on the underlying channel: aio-pika's robust channel answers a passive
+    declare of a queue it knows from its cache, without asking the broker."""
+    while True:
+        try:
+            underlay = await channel.get_underlay_channel()
+            for partition in partitions:
+                declared = await underlay.queue_declare(partition_queue(partition), passive=True)
+                PARTITION_READY.labels(f"{partition:02d}").set(declared.message_count or 0)
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
+            # Reconnecting: the consumer's own gauge and alert say so.
+            logger.debug("partition lag not counted: %r", exc)
+        await asyncio.sleep(interval)

@@ -30,8 +30,20 @@ FORWARDED = Counter(
     "(answered, owner_unavailable, misrouted: a forwarded call that reached a non-owner).",
     ["method", "outcome"],
 )
+# At zero from the start, so rate() sees a replica's first forwarded call, and a replica
+# that never forwards (one replica owns everything) still shows a flat line, not "no data".
+for _method in ("GET", "POST"):
+    for _outcome in ("answered", "owner_unavailable", "misrouted"):
+        FORWARDED.labels(_method, _outcome)
 PARTITION_OWNED = Gauge(
     "erp_processing_partition_owned",
     "1 for each approval.work partition this replica holds the inboxes of, 0 for the others.",
+    ["partition"],
+)
+PARTITION_READY = Gauge(
+    "erp_processing_partition_messages_ready",
+    "Hand-offs waiting in approval.work.pNN, not yet delivered to a consumer, as the replica"
+    " owning the partition last counted them (a passive queue declare every few seconds);"
+    " only the owner exports a partition.",
     ["partition"],
 )

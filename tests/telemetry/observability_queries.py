@@ -68,7 +68,8 @@ def as_sent(expr: str, variables: dict[str, str]) -> str:
     return expr
 
 
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+# group_left and group_right may stand without a label list.
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
 
 
 def metric_names(expr: str) -> set[str]:
