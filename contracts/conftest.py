@@ -150,6 +150,20 @@ def approval_request_provider(
 
 
 @pytest.fixture(scope="session")
+def approval_processing_provider(
+    contract_backing: None, approval_request_provider: Provider, notification_provider: Provider
+) -> Iterator[Provider]:
+    """One replica, so it owns every approver and answers a forwarded call itself; it
+    rebuilds from, and its consumer notifies, the other providers."""
+    env = {
+        "APPROVAL_PROCESSING_AMQP_URL": AMQP_URL,
+        "APPROVAL_PROCESSING_APPROVAL_REQUEST_SERVICE_URL": approval_request_provider.url,
+        "APPROVAL_PROCESSING_NOTIFICATION_SERVICE_URL": notification_provider.url,
+    }
+    yield from _provider("approval_processing", "APPROVAL_PROCESSING", env)
+
+
+@pytest.fixture(scope="session")
 def approvals_collection(contract_backing: None) -> Iterator[Collection[dict[str, Any]]]:
     """The documents approval-request-service's provider states create (read by the
     message producer, which builds hand-offs from them)."""

@@ -1,6 +1,7 @@
 """No call between services without a contract: every place in ``services/`` that sends
-something to another service (an HTTP call through ``request_json``, an AMQP ``publish``, a
-WebSocket ``send_text``) must be listed below with the pact interactions that cover it,
+something to another service (an HTTP call through ``request_json``, or a raw
+``session.request`` such as a forward between replicas, an AMQP ``publish``, a WebSocket
+``send_text``) must be listed below with the pact interactions that cover it,
 and every interaction listed must exist in a committed pact."""
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 from contracts.support import PACTS
 
 REPO = Path(__file__).resolve().parent.parent
-SENDS = {"request_json", "publish", "send_text"}
+SENDS = {"request_json", "request", "publish", "send_text"}
 
 AR_EMPLOYEE = "approval-request-service-employee-service.json"
 AR_NOTIFICATION = "approval-request-service-notification-service.json"
 AP_REQUEST = "approval-processing-service-approval-request-service.json"
 AP_NOTIFICATION = "approval-processing-service-notification-service.json"
 CLIENT_NOTIFICATION = "notification-client-notification-service.json"
+AP_AP = "approval-processing-service-approval-processing-service.json"
 
 HANDOFFS = (
     "an approval.work hand-off of a new request",
@@ -72,6 +74,14 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("services/approval_processing/clients.py", "notify_assigned"): (
         AP_NOTIFICATION,
         ("an approval_assigned notification",),
+    ),
+    # Passes /process to the replica holding the approver (docs/decisions.md D22).
+    ("services/approval_processing/replicas.py", "forward"): (
+        AP_AP,
+        (
+            "a forwarded read of an approver's inbox with nothing waiting",
+            "a forwarded decision on a request the approver does not hold",
+        ),
     ),
     # Parks a received hand-off for a later retry: the same body comes back to its partition.
     ("services/approval_processing/consumer.py", "WorkConsumer._tell_approver"): (
