@@ -22,10 +22,16 @@ AP_REQUEST = "approval-processing-service-approval-request-service.json"
 AP_NOTIFICATION = "approval-processing-service-notification-service.json"
 CLIENT_NOTIFICATION = "notification-client-notification-service.json"
 AP_AP = "approval-processing-service-approval-processing-service.json"
+NS_NS = "notification-service-notification-service.json"
 
 HANDOFFS = (
     "an approval.work hand-off of a new request",
     "an approval.work hand-off of the next step after an approval",
+)
+STREAM_ENTRIES = (
+    "a notification-stream entry for approval_assigned",
+    "a notification-stream entry for approval_result",
+    "a notification-stream entry for leave_confirmed",
 )
 PUSHES = (
     "a pushed approval_assigned notification",
@@ -100,11 +106,11 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         PUSHES,
     ),
     # Appends to the notification stream every replica reads (docs/decisions.md D20): the
-    # /notify body as validated, which these pacts define, or an empty catch-up marker
-    # that readers skip. The entry has no pact of its own yet.
+    # entry of a /notify body, or an empty catch-up marker that readers skip (and that has
+    # no body to pin).
     ("services/notification/stream.py", "NotificationStream._send"): (
-        AR_NOTIFICATION,
-        ("an approval_result notification", "a leave_confirmed notification"),
+        NS_NS,
+        STREAM_ENTRIES,
     ),
     ("services/notification/hub.py", "Subscription._push"): (CLIENT_NOTIFICATION, PUSHES),
 }

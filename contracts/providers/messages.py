@@ -17,6 +17,8 @@ from services.approval_request.publisher import WorkPublisher
 from services.common.messaging import EXCHANGE
 from services.notification.hub import build_message
 from services.notification.router import NotifyRequest
+from services.notification.settings import NotificationSettings
+from services.notification.stream import NotificationStream
 
 Builder = Callable[[dict[str, Any]], dict[str, Any]]
 PushBuilder = Callable[..., dict[str, Any]]
@@ -98,18 +100,48 @@ NOTIFY_BODIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _notify_fields(name: str) -> dict[str, Any]:
+    """The /notify body of the type the description names, parsed as the endpoint does."""
+    kind = next((kind for kind in NOTIFY_BODIES if kind in name), None)
+    if kind is None:
+        raise LookupError(f"no /notify body for a message described as {name!r}")
+    return NotifyRequest.model_validate(NOTIFY_BODIES[kind]).model_dump(
+        by_alias=True, exclude_none=True
+    )
+
+
 def push_producer(build: PushBuilder = build_message) -> Callable[[str], dict[str, Any]]:
     """The text the hub pushes for a /notify body of the type the description names: the
     body parsed as the endpoint parses it, then the hub's builder, serialised as it does."""
 
     def produce(name: str) -> dict[str, Any]:
-        kind = next((kind for kind in NOTIFY_BODIES if kind in name), None)
-        if kind is None:
-            raise LookupError(f"no /notify body for a message described as {name!r}")
-        fields: Mapping[str, Any] = NotifyRequest.model_validate(NOTIFY_BODIES[kind]).model_dump(
-            by_alias=True, exclude_none=True
-        )
+        fields: Mapping[str, Any] = _notify_fields(name)
         message = build(fields, notification_id=1764320400000001, created_at=datetime.now(UTC))
         return {"contents": orjson.dumps(message), "content_type": "application/json"}
+
+    return produce
+
+
+def stream_entry(name: str) -> dict[str, Any]:
+    """The notification-stream entry a replica stores for a /notify body of the type the
+    description names: appended through ``NotificationStream``'s own store, to a recording
+    exchange, so body, content type and headers are what goes to RabbitMQ."""
+    exchange = RecordingExchange()
+    stream = NotificationStream(NotificationSettings(), hub=None)  # type: ignore[arg-type]
+    asyncio.run(stream._store(exchange, _notify_fields(name), "contract-1"))  # type: ignore[arg-type]
+    [(message, _)] = exchange.published
+    return {
+        "contents": message.body,
+        "content_type": message.content_type,
+        "metadata": dict(message.headers),
+    }
+
+
+def notification_producer() -> Callable[[str], dict[str, Any]]:
+    """notification-service's messages: stream entries and WebSocket pushes."""
+    push = push_producer()
+
+    def produce(name: str) -> dict[str, Any]:
+        return stream_entry(name) if "notification-stream entry" in name else push(name)
 
     return produce
