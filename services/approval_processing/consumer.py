@@ -107,16 +107,8 @@ class WorkConsumer:
                 "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
             },
         ) as span:
-            try:
-                item = parse_work_item(message.body)
-            except ValueError as exc:
-                logger.error("unparseable approval.work message dead-lettered: %s", exc)
-                DEAD_LETTERED.inc()
-                await message.reject(requeue=False)
-                return
+            item = await self._parsed(message)
             if item is None:
-                MESSAGES_CONSUMED.labels("stale").inc()
-                await message.ack()
                 return
             span.set_attributes(
                 {
@@ -133,6 +125,21 @@ class WorkConsumer:
             else:
                 await self._tell_approver(held, message)
             await message.ack()
+
+    async def _parsed(self, message: AbstractIncomingMessage) -> WorkItem | None:
+        """The work item a hand-off carries, or None once the message is settled: an
+        unparseable one dead-lettered, a stale one (no step waiting) acked."""
+        try:
+            item = parse_work_item(message.body)
+        except ValueError as exc:
+            logger.error("unparseable approval.work message dead-lettered: %s", exc)
+            DEAD_LETTERED.inc()
+            await message.reject(requeue=False)
+            return None
+        if item is None:
+            MESSAGES_CONSUMED.labels("stale").inc()
+            await message.ack()
+        return item
 
     async def _tell_approver(self, item: WorkItem, message: AbstractIncomingMessage) -> None:
         try:
@@ -163,16 +170,8 @@ class WorkConsumer:
     async def move_to_partition(self, message: AbstractIncomingMessage) -> None:
         """A hand-off from ``approval.work`` (an older publisher, or its retry queue) goes,
         unchanged, to the partition of its approver; acked once the broker has it."""
-        try:
-            item = parse_work_item(message.body)
-        except ValueError as exc:
-            logger.error("unparseable approval.work message dead-lettered: %s", exc)
-            DEAD_LETTERED.inc()
-            await message.reject(requeue=False)
-            return
+        item = await self._parsed(message)
         if item is None:
-            MESSAGES_CONSUMED.labels("stale").inc()
-            await message.ack()
             return
         if self.exchange is None:
             await message.nack(requeue=True)
