@@ -15,14 +15,13 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from devstack.apps import get_service, start_app, stop_process, wait_ready
 from services.approval_request import service
 from services.approval_request.repository import ApprovalRepository, revision_of
 from services.approval_request.schemas import Decision
 from tests.support import factories
 from tests.support.pipeline import document, listening
 from tests.support.settled import outbox_drained
-from tests.support.stack import MONGO_URL, TEST_DB, Stack, free_port
+from tests.support.stack import MONGO_URL, TEST_DB, Stack
 
 RACERS = 12
 
@@ -30,19 +29,8 @@ RACERS = 12
 @pytest.fixture(scope="module")
 def second_replica(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Another approval-request-service process, on the session stack's database and vhost."""
-    port = free_port()
-    proc = start_app(
-        get_service("approval_request"),
-        port=port,
-        extra_env=stack.env_for("approval_request"),
-        log_dir=Path(tmp_path_factory.mktemp("replica")),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=60, proc=proc)
+    with stack.another_replica("approval_request", Path(tmp_path_factory.mktemp("replica"))) as url:
         yield url
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.apps import get_service, start_app, stop_process, wait_ready
 from tests.support import factories
-from tests.support.stack import Stack, free_port
+from tests.support.stack import Stack
 
 _next_request = iter(range(800_000, 900_000))
 
@@ -33,19 +32,8 @@ def confirmation(employee_id: int) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def second_replica(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Another employee-service process, on the session stack's database."""
-    port = free_port()
-    proc = start_app(
-        get_service("employee"),
-        port=port,
-        extra_env=stack.env_for("employee"),
-        log_dir=Path(tmp_path_factory.mktemp("replica")),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=60, proc=proc)
+    with stack.another_replica("employee", Path(tmp_path_factory.mktemp("replica"))) as url:
         yield url
-    finally:
-        stop_process(proc)
 
 
 async def test_duplicate_confirmations_racing_on_two_replicas_keep_one_record(

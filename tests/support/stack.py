@@ -3,10 +3,12 @@ against the test databases (``erp_test`` everywhere), and restarts or kills them
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +128,21 @@ class Stack:
         self.procs[package] = proc
         if wait:
             wait_ready(self.url(package), timeout=60, proc=proc)
+
+    @contextlib.contextmanager
+    def another_replica(self, package: str, log_dir: Path) -> Iterator[str]:
+        """One more process of `package` on this stack's databases and vhost, for as long
+        as the block runs; yields its URL."""
+        port = free_port()
+        proc = start_app(
+            get_service(package), port=port, extra_env=self.env_for(package), log_dir=log_dir
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, timeout=60, proc=proc)
+            yield url
+        finally:
+            stop_process(proc)
 
     def stop(self, package: str) -> None:
         proc = self.procs.pop(package, None)
