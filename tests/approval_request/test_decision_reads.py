@@ -12,8 +12,8 @@ import pytest
 
 from services.approval_request import service, workflow
 from services.approval_request.repository import ApprovalRepository
-from services.approval_request.schemas import ApprovalCreate, Decision
 from tests.support.mongo import Commands, counted_database
+from tests.support.requests import create, decision, stored
 from tests.support.stack import Stack
 
 
@@ -27,30 +27,6 @@ async def replica(database: Any, **options: Any) -> ApprovalRepository:
     repository = ApprovalRepository(database, **options)
     await repository.ensure_indexes()
     return repository
-
-
-async def nobody_missing(ids: object) -> list[int]:
-    return []
-
-
-async def create(repository: ApprovalRepository, *approvers: int) -> int:
-    body = ApprovalCreate(
-        requesterId=1,
-        title="출장 보고",
-        steps=[{"step": n, "approverId": a} for n, a in enumerate(approvers, start=1)],  # type: ignore[misc]
-    )
-    created = await service.create(repository=repository, find_missing=nobody_missing, body=body)
-    return created.request_id
-
-
-def decision(request_id: int, step: int, approver: int, status: str = "approved") -> Decision:
-    return Decision(requestId=request_id, step=step, approverId=approver, status=status)  # type: ignore[arg-type]
-
-
-async def stored(repository: ApprovalRepository, request_id: int) -> dict[str, Any]:
-    doc = await repository.get(request_id)
-    assert doc is not None
-    return doc
 
 
 async def test_decisions_on_a_request_this_process_wrote_read_nothing(

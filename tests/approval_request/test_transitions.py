@@ -15,8 +15,8 @@ from pymongo import AsyncMongoClient
 
 from services.approval_request import service, workflow
 from services.approval_request.repository import ApprovalRepository, revision_of
-from services.approval_request.schemas import ApprovalCreate, Decision
 from tests.support.mongo import counted_database
+from tests.support.requests import create, decision, stored
 from tests.support.stack import MONGO_URL, Stack
 
 WRITERS = 6
@@ -41,30 +41,6 @@ async def writers(database_name: str) -> AsyncIterator[list[ApprovalRepository]]
     finally:
         for client in clients:
             await client.close()
-
-
-async def nobody_missing(ids: object) -> list[int]:
-    return []
-
-
-async def create(repository: ApprovalRepository, *approvers: int) -> int:
-    body = ApprovalCreate(
-        requesterId=1,
-        title="출장 보고",
-        steps=[{"step": n, "approverId": a} for n, a in enumerate(approvers, start=1)],  # type: ignore[misc]
-    )
-    created = await service.create(repository=repository, find_missing=nobody_missing, body=body)
-    return created.request_id
-
-
-def decision(request_id: int, step: int, approver: int, status: str = "approved") -> Decision:
-    return Decision(requestId=request_id, step=step, approverId=approver, status=status)  # type: ignore[arg-type]
-
-
-async def stored(repository: ApprovalRepository, request_id: int) -> dict[str, Any]:
-    doc = await repository.get(request_id)
-    assert doc is not None
-    return doc
 
 
 async def test_concurrent_decisions_of_separate_writers_apply_exactly_once(
