@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection, ConsumerTag
 from fastapi import FastAPI
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
@@ -51,6 +51,8 @@ class Runtime:
         self.ownership: Ownership = app.state.ownership
         self.connection: AbstractRobustConnection | None = None
         self.consuming = False
+        self.consumer: WorkConsumer | None = None
+        self.consumers: list[tuple[AbstractQueue, ConsumerTag]] = []
 
     async def rebuild(self) -> None:
         """Hold again every step awaiting a decision of an approver this replica owns, read
@@ -97,13 +99,14 @@ class Runtime:
                 self.app.state.http, self.settings.notification_service_url, notification
             )
 
-        consumer = WorkConsumer(self.inbox, notify)
+        consumer = self.consumer = WorkConsumer(self.inbox, notify)
         consumer.exchange, consumer.retry_exchange = exchange, retry_exchange
         owned = self.ownership.partitions
         for partition in owned:
-            await partitions[partition].consume(consumer.handle)
+            queue = partitions[partition]
+            self.consumers.append((queue, await queue.consume(consumer.handle)))
         if self.ownership.index == 0:
-            await legacy.consume(consumer.move_to_partition)
+            self.consumers.append((legacy, await legacy.consume(consumer.move_to_partition)))
         self.consuming = True
         CONSUMER_CONNECTED.set(1)
         self.connection.close_callbacks.add(lambda *_: CONSUMER_CONNECTED.set(0))
@@ -115,6 +118,20 @@ class Runtime:
             ", ".join(partition_queue(p) for p in owned),
         )
         await watch_lag(channel, owned)
+
+    async def stop_consuming(self) -> None:
+        """The graceful half of a stop: no new deliveries, and the ones being handled are
+        settled (acked) before the connection closes, so none of them is redelivered."""
+        self.consuming = False
+        for queue, tag in self.consumers:
+            try:
+                await queue.cancel(tag, timeout=self.settings.shutdown_drain_seconds)
+            except Exception as exc:  # the broker is unreachable: it requeues them anyway
+                logger.warning("consumer %s not cancelled: %r", tag, exc)
+        if self.consumer is not None:
+            left = await self.consumer.drain(self.settings.shutdown_drain_seconds)
+            if left:
+                logger.warning("stopping with %d deliveries unsettled: they are redelivered", left)
 
     async def check_broker(self) -> None:
         if not self.consuming or self.connection is None or self.connection.is_closed:
@@ -145,6 +162,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await runtime.stop_consuming()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,8 +6,9 @@ partitions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -94,8 +95,33 @@ class WorkConsumer:
         # Where hand-offs are published, and where a parked one waits before coming back.
         self.exchange: AbstractExchange | None = None
         self.retry_exchange: AbstractExchange | None = None
+        # Deliveries being handled (aiormq runs each as a task of its channel).
+        self._handling: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, seconds: float) -> int:
+        """Waits, at most ``seconds``, for the deliveries being handled to be settled (once
+        their consumers are cancelled nothing new starts); returns how many were left. A
+        graceful stop then redelivers nothing this process handled."""
+        if self._handling:
+            await asyncio.wait(set(self._handling), timeout=seconds)
+        return len(self._handling)
+
+    @contextlib.contextmanager
+    def _settling(self) -> Iterator[None]:
+        """While the current delivery is handled, ``drain`` waits for it."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handling.add(task)
+        try:
+            yield
+        finally:
+            self._handling.discard(task)
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
+        with self._settling():
+            await self._handle(message)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
         parent = extract_context(message.headers or {})
         with tracer.start_as_current_span(
             f"{WORK_QUEUE} process",
@@ -120,8 +146,6 @@ class WorkConsumer:
             held = self.inbox.add(item)
             if held is None:
                 MESSAGES_CONSUMED.labels("stale").inc()
-            elif held.notified:
-                MESSAGES_CONSUMED.labels("duplicate").inc()
             else:
                 await self._tell_approver(held, message)
             await message.ack()
@@ -142,8 +166,17 @@ class WorkConsumer:
         return item
 
     async def _tell_approver(self, item: WorkItem, message: AbstractIncomingMessage) -> None:
+        """Tells the approver once per process: a redelivered hand-off (its channel was lost
+        before the ack) waits for the telling already under way instead of telling again.
+        The call is shielded, so a handler cancelled with its channel leaves it to finish."""
+        duplicate = not item.untold
+        if not duplicate:
+            item.told = asyncio.ensure_future(self.notify(assigned_notification(item)))
+            # Retrieved here too: a cancelled handler no longer awaits it.
+            item.told.add_done_callback(lambda told: told.cancelled() or told.exception())
+        assert item.told is not None
         try:
-            await self.notify(assigned_notification(item))
+            await asyncio.shield(item.told)
         except Exception as exc:
             # The item is held; park the message so the notification is tried again later.
             logger.warning(
@@ -158,7 +191,9 @@ class WorkConsumer:
                 await self.retry_exchange.publish(retry, routing_key=key, timeout=5)
             MESSAGES_CONSUMED.labels("retried").inc()
             return
-        item.notified = True
+        if duplicate:
+            MESSAGES_CONSUMED.labels("duplicate").inc()
+            return
         logger.info(
             "request %d step %d is waiting for approver %d",
             item.requestId,
@@ -170,6 +205,10 @@ class WorkConsumer:
     async def move_to_partition(self, message: AbstractIncomingMessage) -> None:
         """A hand-off from ``approval.work`` (an older publisher, or its retry queue) goes,
         unchanged, to the partition of its approver; acked once the broker has it."""
+        with self._settling():
+            await self._move_to_partition(message)
+
+    async def _move_to_partition(self, message: AbstractIncomingMessage) -> None:
         item = await self._parsed(message)
         if item is None:
             return

@@ -3,8 +3,9 @@ after a restart they are rebuilt from it. One (requestId, step) is never held tw
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from services.approval_processing.metrics import INBOX_ITEMS
@@ -19,13 +20,17 @@ class WorkItem:
     title: str
     content: str
     status: str = "pending"
-    # Whether the approver has been told (approval_assigned) by this process.
-    notified: bool = False
+    # This process's telling of the approver (approval_assigned): in flight, done, or failed.
+    told: asyncio.Future[bool] | None = None
 
     def public(self) -> dict[str, Any]:
-        body = asdict(self)
-        del body["notified"]
-        return body
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "told"}
+
+    @property
+    def untold(self) -> bool:
+        """Neither told nor being told (the last attempt, if any, failed)."""
+        told = self.told
+        return told is None or (told.done() and (told.cancelled() or told.exception() is not None))
 
 
 class Inbox:

@@ -17,6 +17,9 @@ class ApprovalProcessingSettings(ServiceSettings):
     notification_service_url: str = "http://127.0.0.1:8004"
     # Unacked messages in flight to this consumer; each is acked once its item is held.
     prefetch: int = 64
+    # On a stop (SIGTERM), how long the deliveries being handled may take to be settled
+    # before the connection closes and the broker redelivers what is left.
+    shutdown_drain_seconds: float = Field(default=10.0, gt=0)
     # Waiting steps per rebuild page (the request service allows up to 5000). Each page
     # reads whole id buckets of 1000, one more than it returns at most, so larger pages
     # decode fewer documents twice: 100,000 open requests in 20 pages read ~120,000.
