@@ -45,6 +45,7 @@ with every document) one bucket and one open status at a time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import deque
@@ -409,7 +410,12 @@ class ApprovalRepository:
         )
         for doc in [doc async for doc in cursor]:
             await self._migrate(doc["requestId"], {"outboxOpen": True})
-        await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
+        await self._mark_done(marker)
+
+    async def _mark_done(self, marker: Mapping[str, Any]) -> None:
+        """Set a one-time marker; replicas starting together may each try to insert it."""
+        with contextlib.suppress(DuplicateKeyError):  # another one did: it is set
+            await self.counters.update_one(marker, {"$set": {"done": True}}, upsert=True)
 
     async def backfill_id_buckets(self) -> int:
         """Give ``idBucket`` to documents stored before it existed; returns how many.
@@ -437,9 +443,7 @@ class ApprovalRepository:
                         *(self._migrate(r, {"idBucket": id_bucket(r)}) for r in chunk)
                     )
                     filled += len(chunk)
-                await self.counters.update_one(
-                    ID_BUCKET_MARKER, {"$set": {"done": True}}, upsert=True
-                )
+                await self._mark_done(ID_BUCKET_MARKER)
             self._buckets_done = True
             return filled
 
@@ -448,16 +452,25 @@ class ApprovalRepository:
         counter update each; the unique index still arbitrates between processes."""
         async with self._counter_lock:
             if not self._ids:
-                counter = await self.counters.find_one_and_update(
-                    {"_id": "approvals"},
-                    {"$inc": {"seq": ID_BLOCK}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                assert counter is not None  # upsert with AFTER always returns the document
+                try:
+                    counter = await self._take_id_block()
+                except DuplicateKeyError:
+                    # Another process inserted the counter first (every first upsert tries
+                    # to): it exists now, so the increment finds it.
+                    counter = await self._take_id_block()
                 last = int(counter["seq"])
                 self._ids.extend(range(last - ID_BLOCK + 1, last + 1))
             return self._ids.popleft()
+
+    async def _take_id_block(self) -> Document:
+        counter = await self.counters.find_one_and_update(
+            {"_id": "approvals"},
+            {"$inc": {"seq": ID_BLOCK}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # upsert with AFTER always returns the document
+        return counter
 
     def drop_id_block(self) -> None:
         """Forget the ids taken from the counter but not used (test-mode state hooks, and a

@@ -184,3 +184,33 @@ async def test_request_ids_allocated_by_separate_writers_at_once_are_all_differe
 
     assert len(set(created)) == len(created)
     assert await writers[0].approvals.count_documents({}) == len(created)
+
+
+async def test_separate_writers_taking_the_first_ids_at_once_all_get_ids(
+    writers: list[ApprovalRepository],
+) -> None:
+    """The counter document does not exist yet: every writer's upsert may insert it, and the
+    server refuses all but one with a duplicate key (no request may fail on that)."""
+    for _ in range(5):
+        await writers[0].counters.delete_many({})
+        await writers[0].approvals.delete_many({})
+        for writer in writers:
+            writer.drop_id_block()
+        created = await asyncio.gather(*(create(writer, 2) for writer in writers))
+
+        assert len(set(created)) == len(created)
+
+
+async def test_separate_writers_starting_at_once_on_a_new_database_all_start(
+    writers: list[ApprovalRepository],
+) -> None:
+    """Replicas starting together each set the one-time schema markers: none fails on it."""
+    for _ in range(5):
+        await writers[0].counters.delete_many({})
+        for writer in writers:
+            writer._buckets_done = False
+
+        await asyncio.gather(*(writer.ensure_indexes() for writer in writers))
+        await asyncio.gather(*(writer.backfill_id_buckets() for writer in writers))
+
+        assert await writers[0].counters.count_documents({"done": True}) == 2
