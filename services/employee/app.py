@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +21,10 @@ from services.employee import db_metrics
 from services.employee.attendance.router import router as attendance_router
 from services.employee.db import create_engine, create_sessionmaker
 from services.employee.employees.router import router as employees_router
+from services.employee.holidays.router import router as holidays_router
+from services.employee.leaves.reservations_router import router as reservations_router
 from services.employee.leaves.router import router as leaves_router
+from services.employee.leaves.sweep import sweep_forever
 from services.employee.settings import EmployeeSettings
 
 DATABASE_DOWN = "Database unavailable, try again shortly"
@@ -43,9 +48,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await connection.execute(text("SELECT 1"))
 
     app.state.readiness_checks = {"mysql": database}
+    sweeper = asyncio.create_task(
+        sweep_forever(app.state.sessionmaker, settings.reservation_sweep_seconds)
+    )
     try:
         yield
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await engine.dispose()
 
 
@@ -58,10 +69,16 @@ def create_app(settings: EmployeeSettings | None = None) -> FastAPI:
     app = build_app(
         name="employee-service",
         title="employee-service",
-        description="Employees, attendance check-in/out and leave records.",
+        description="Employees, attendance check-in/out, leave records, balances and holidays.",
         settings=settings or EmployeeSettings(),
         lifespan=lifespan,
-        routers=[employees_router, attendance_router, leaves_router],
+        routers=[
+            employees_router,
+            attendance_router,
+            leaves_router,
+            reservations_router,
+            holidays_router,
+        ],
     )
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)

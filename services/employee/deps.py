@@ -18,10 +18,21 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _locking_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A unit of work at READ COMMITTED, for changes made under a row lock (leave
+    reservations): each read after taking the lock sees what the previous holder
+    committed, where REPEATABLE READ would answer from a snapshot taken earlier."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session, session.begin():
+        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+        yield session
+
+
 async def _settings(request: Request) -> EmployeeSettings:
     settings: EmployeeSettings = request.app.state.settings
     return settings
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+LockingSessionDep = Annotated[AsyncSession, Depends(_locking_session, scope="function")]
 SettingsDep = Annotated[EmployeeSettings, Depends(_settings)]

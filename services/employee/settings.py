@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common import ServiceSettings
@@ -19,6 +19,10 @@ class EmployeeSettings(ServiceSettings):
     pool_timeout_seconds: float = 5.0
     # The working day a check-in belongs to is the date in this zone.
     business_timezone: str = "UTC"
+    # A tentative leave reservation (its request not stored yet) stops counting after this.
+    reservation_ttl_seconds: float = Field(default=600, gt=0)
+    # How often each replica marks the ones past their expiry as expired.
+    reservation_sweep_seconds: float = Field(default=30, gt=0)
 
     @field_validator("business_timezone")
     @classmethod

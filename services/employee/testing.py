@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
@@ -19,7 +20,7 @@ from services.employee.attendance.models import AttendanceRecord
 from services.employee.deps import SessionDep
 from services.employee.employees.models import Employee
 from services.employee.leaves import service as leaves
-from services.employee.leaves.models import LeaveRecord
+from services.employee.leaves.models import LeaveEntitlement, LeaveRecord
 from services.employee.leaves.schemas import LeaveConfirmation
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ async def employee_exists(session: AsyncSession, employee_id: int) -> None:
 
 
 async def employee_absent(session: AsyncSession, employee_id: int) -> None:
-    for model in (LeaveRecord, AttendanceRecord):
+    for model in (LeaveRecord, LeaveEntitlement, AttendanceRecord):
         await session.execute(delete(model).where(model.employee_id == employee_id))
     await session.execute(delete(Employee).where(Employee.id == employee_id))
 
@@ -65,7 +66,7 @@ async def leave_recorded(session: AsyncSession, request_id: int, employee_id: in
         employeeId=employee_id,
         startDate=date(2026, 12, 1),
         endDate=date(2026, 12, 3),
-        days=3,
+        days=Decimal(3),
         leaveType="ANNUAL",
         reason="가족 여행",
         requestId=request_id,

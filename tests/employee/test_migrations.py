@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import services.employee.attendance.models
 import services.employee.employees.models
+import services.employee.holidays.models
 import services.employee.leaves.models  # noqa: F401 - registers the tables on Base.metadata
 from services.employee.db import Base
 
@@ -61,7 +62,14 @@ async def test_migrations_build_the_models_schema_from_empty() -> None:
     _fresh_database()
     _alembic("upgrade", "head")
     tables, diff = await _schema_state()
-    assert {"employees", "attendance_records", "leave_records"} <= tables
+    assert {
+        "employees",
+        "attendance_records",
+        "leave_records",
+        "leave_types",
+        "leave_entitlements",
+        "holidays",
+    } <= tables
     assert diff == []
 
 

@@ -53,3 +53,11 @@ async def deactivate(*, session: AsyncSession, employee: Employee) -> None:
     """History (attendance, leave, approvals elsewhere) keeps pointing at a row that stays."""
     employee.deactivated_at = utcnow()
     await session.flush()
+
+
+async def lock(*, session: AsyncSession, employee_id: int) -> Employee | None:
+    """The employee row, locked until the transaction ends: every change to an employee's
+    leave takes this lock first, so the checks of two reservations of one employee never
+    interleave, whichever process runs them."""
+    query = select(Employee).where(Employee.id == employee_id).with_for_update()
+    return await session.scalar(query.execution_options(populate_existing=True))
