@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import replicas
 from tests.support.auth import as_admin, as_service, as_user
+from tests.support.layouts import ONE_PROCESS, Layout, OneProcess, Replicated
 from tests.support.stack import TEST_DB, Stack, create_databases, drop_databases, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,24 +53,48 @@ def stack(infra: None) -> Iterator[Stack]:
         running.stop_all()
 
 
-@pytest.fixture(scope="session")
-def employee_url(stack: Stack) -> str:
-    return stack.url("employee")
+@pytest.fixture(scope="module")
+def replicated(
+    infra: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Replicated]:
+    """Two replicas of every service behind the local gateway, on databases of their own,
+    for the tests of one module (pid files and logs in the session's temporary dir, so
+    sessions running side by side never take each other's processes for their own)."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    db = f"{TEST_DB}_{module}"
+    state = tmp_path_factory.mktemp(module)
+    with replicas.running(db, state) as topology:
+        yield Replicated(topology, state, db)
 
 
-@pytest.fixture(scope="session")
-def approvals_url(stack: Stack) -> str:
-    return stack.url("approval_request")
+@pytest.fixture(scope="module")
+def layout(request: pytest.FixtureRequest) -> Layout:
+    """The session's one process a service, unless the module runs in both layouts
+    (`pytestmark = layouts.BOTH`) and this is its turn on the replicated one."""
+    if getattr(request, "param", ONE_PROCESS) == ONE_PROCESS:
+        return OneProcess(request.getfixturevalue("stack"))
+    replicated: Replicated = request.getfixturevalue("replicated")
+    return replicated
 
 
-@pytest.fixture(scope="session")
-def processing_url(stack: Stack) -> str:
-    return stack.url("approval_processing")
+@pytest.fixture(scope="module")
+def employee_url(layout: Layout) -> str:
+    return layout.url("employee")
 
 
-@pytest.fixture(scope="session")
-def notification_url(stack: Stack) -> str:
-    return stack.url("notification")
+@pytest.fixture(scope="module")
+def approvals_url(layout: Layout) -> str:
+    return layout.url("approval_request")
+
+
+@pytest.fixture(scope="module")
+def processing_url(layout: Layout) -> str:
+    return layout.url("approval_processing")
+
+
+@pytest.fixture(scope="module")
+def notification_url(layout: Layout) -> str:
+    return layout.url("notification")
 
 
 async def _credentials(request: httpx.Request) -> None:

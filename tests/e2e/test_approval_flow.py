@@ -9,15 +9,11 @@ replica and a socket on one notification replica gets what was posted to the oth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
-import pytest
 
-from devstack.apps import APP_SERVICES
-from devstack.topology import Topology
-from tests.support import factories, replicas
+from tests.support import factories, layouts
+from tests.support.layouts import Layout
 from tests.support.pipeline import (
     decide,
     document,
@@ -28,51 +24,8 @@ from tests.support.pipeline import (
     listening,
 )
 from tests.support.settled import outbox_drained, settled
-from tests.support.stack import TEST_DB, Stack
 
-REPLICATED_DB = f"{TEST_DB}_e2e"
-
-
-@dataclass(frozen=True)
-class Layout:
-    urls: dict[str, str]  # by package
-    db: str  # the databases and vhost it runs on
-
-
-@pytest.fixture(scope="module")
-def replicated(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    with replicas.running(REPLICATED_DB, tmp_path_factory.mktemp("e2e-state")) as topology:
-        yield topology
-
-
-@pytest.fixture(scope="module", params=["one process each", "two replicas each"])
-def layout(request: pytest.FixtureRequest) -> Layout:
-    if request.param == "one process each":
-        stack: Stack = request.getfixturevalue("stack")
-        return Layout({s.package: stack.url(s.package) for s in APP_SERVICES}, TEST_DB)
-    topology: Topology = request.getfixturevalue("replicated")
-    urls = {s.package: replicas.mesh_url(topology, s) for s in APP_SERVICES}
-    return Layout(urls, REPLICATED_DB)
-
-
-@pytest.fixture
-def employee_url(layout: Layout) -> str:
-    return layout.urls["employee"]
-
-
-@pytest.fixture
-def approvals_url(layout: Layout) -> str:
-    return layout.urls["approval_request"]
-
-
-@pytest.fixture
-def processing_url(layout: Layout) -> str:
-    return layout.urls["approval_processing"]
-
-
-@pytest.fixture
-def notification_url(layout: Layout) -> str:
-    return layout.urls["notification"]
+pytestmark = layouts.BOTH
 
 
 async def test_two_step_general_request_is_approved_by_both(

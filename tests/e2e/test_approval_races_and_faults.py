@@ -1,4 +1,9 @@
-"""Races, crashes and unavailable peers: nothing the contract promises is lost or doubled."""
+"""Races, crashes and unavailable peers: nothing the contract promises is lost or doubled.
+
+Every test runs in two layouts (tests/support/layouts.py): the session's one process a
+service, and two replicas of each behind the local gateway, where racing calls land on
+different replicas, a crash takes one replica while the other serves, and a peer is
+unavailable only when every one of its replicas is down."""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from services.common.messaging import (
     EXCHANGE,
     WORK_ROUTING_KEY,
     declare_topology,
+    partition_of,
 )
-from tests.support import factories
+from tests.support import factories, layouts
+from tests.support.layouts import Layout
 from tests.support.pipeline import (
     decide,
     document,
@@ -24,10 +31,12 @@ from tests.support.pipeline import (
     listening,
 )
 from tests.support.settled import effect_attempted, outbox_drained
-from tests.support.stack import AMQP_URL, Stack
+
+pytestmark = layouts.BOTH
 
 
 async def test_racing_approve_and_reject_exactly_one_takes_effect(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -56,7 +65,7 @@ async def test_racing_approve_and_reject_exactly_one_takes_effect(
         assert await inbox(client, processing_url, approver) == []
         (result,) = await r_ws.wait_for(1, request_id)
         assert result["stepStatus"] == decided
-        await outbox_drained(request_id)  # every result notification has been sent
+        await outbox_drained(request_id, db=layout.db)  # every result notification was sent
         assert len(r_ws.of_request(request_id)) == 1
 
 
@@ -107,13 +116,18 @@ async def test_replayed_decision_answers_204_and_changes_nothing(
 
 
 async def test_processing_killed_while_items_wait_gets_every_item_back_once(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas the process killed is the one holding the first approver's inbox, while
+    the other holds the second's: it rebuilds its share, and neither approver's items are
+    lost or doubled."""
     requester, first, second = await factories.employees(client, employee_url, 3)
+    owners = {partition_of(a) % layout.replicas for a in (first, second)}
+    assert len(owners) == layout.replicas, "consecutive ids fall to different replicas"
     waiting: dict[int, int] = {}
     for n in range(6):
         approver = first if n % 2 else second
@@ -124,8 +138,8 @@ async def test_processing_killed_while_items_wait_gets_every_item_back_once(
     for request_id, approver in waiting.items():
         await item_arrives(client, processing_url, approver, request_id)
 
-    stack.kill("approval_processing")
-    stack.start("approval_processing")
+    layout.kill("approval_processing", partition_of(first) % layout.replicas)
+    layout.start("approval_processing")
 
     for approver in (first, second):
         held = [i["requestId"] for i in await inbox(client, processing_url, approver)]
@@ -140,28 +154,31 @@ async def test_processing_killed_while_items_wait_gets_every_item_back_once(
 
 
 async def test_leave_is_recorded_once_after_employee_service_comes_back(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas every employee-service replica is down (one alone would be served by
+    the other), so the gateway refuses the recording and the request service retries it."""
     requester, approver = await factories.employees(client, employee_url, 2)
     request_id = await factories.approval(
         client, approvals_url, factories.leave_body(requester, [approver])
     )
     await item_arrives(client, processing_url, approver, request_id)
-    stack.stop("employee")
+    layout.stop("employee")
     try:
         decided = await client.post(
             f"{processing_url}/process/{approver}/{request_id}", json={"action": "approve"}
         )
         assert decided.status_code == 200
-        await effect_attempted(request_id, "leave")  # and failed: employee-service is down
+        # and failed: employee-service is down
+        await effect_attempted(request_id, "leave", db=layout.db)
         doc = await document(client, approvals_url, request_id)
         assert doc["finalStatus"] == "approved"
     finally:
-        stack.start("employee")
+        layout.start("employee")
 
     async def recorded() -> list[dict[str, object]] | None:
         leaves = await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
@@ -169,26 +186,28 @@ async def test_leave_is_recorded_once_after_employee_service_comes_back(
 
     leaves = await eventually(recorded, timeout=20, what="the leave to be recorded")
     assert len(leaves) == 1
-    await outbox_drained(request_id)  # no retry of the recording is still on its way
+    await outbox_drained(request_id, db=layout.db)  # no retry of the recording is on its way
     again = await client.get(f"{employee_url}/leaves/me", params={"employeeId": requester})
     assert len(again.json()) == 1
     assert (await document(client, approvals_url, request_id))["finalStatus"] == "approved"
 
 
 async def test_creation_while_employee_service_is_down_is_a_502_and_stores_nothing(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas every employee-service replica is down: the request service hears the
+    gateway's refusal and answers as it does to a dead peer."""
     requester, approver = await factories.employees(client, employee_url, 2)
-    stack.stop("employee")
+    layout.stop("employee")
     try:
         response = await client.post(
             f"{approvals_url}/approvals", json=factories.approval_body(requester, [approver])
         )
     finally:
-        stack.start("employee")
+        layout.start("employee")
     assert response.status_code == 502
     assert "employee-service" in response.json()["detail"]
     stored = await client.get(f"{approvals_url}/approvals", params={"requesterId": requester})
@@ -196,12 +215,13 @@ async def test_creation_while_employee_service_is_down_is_a_502_and_stores_nothi
 
 
 async def test_unparseable_message_is_dead_lettered_and_the_consumer_keeps_going(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
 ) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(layout.amqp_url)
     async with connection:
         channel = await connection.channel()
         exchange, _ = await declare_topology(channel)
@@ -235,18 +255,20 @@ async def test_unparseable_message_is_dead_lettered_and_the_consumer_keeps_going
 
 
 async def test_decision_while_request_service_is_down_is_a_502_and_the_item_stays(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas every request-service replica is down, and the decision may land on a
+    processing replica that forwards it to the approver's owner: still a 502, item kept."""
     requester, approver = await factories.employees(client, employee_url, 2)
     request_id = await factories.approval(
         client, approvals_url, factories.approval_body(requester, [approver])
     )
     await item_arrives(client, processing_url, approver, request_id)
-    stack.stop("approval_request")
+    layout.stop("approval_request")
     try:
         response = await client.post(
             f"{processing_url}/process/{approver}/{request_id}", json={"action": "approve"}
@@ -255,6 +277,6 @@ async def test_decision_while_request_service_is_down_is_a_502_and_the_item_stay
         held = await inbox(client, processing_url, approver)
         assert [i["requestId"] for i in held] == [request_id]
     finally:
-        stack.start("approval_request")
+        layout.start("approval_request")
     assert (await decide(client, processing_url, approver, request_id)).status_code == 200
     await final_status(client, approvals_url, request_id, "approved")

@@ -29,8 +29,13 @@ def _taken(port: int) -> bool:
 
 
 def free_offset(replicas: int) -> int:
-    """An offset that puts every port of the layout on a free loopback port."""
-    for offset in range(20_000, 40_000, 1_000):
+    """An offset that puts every port of the layout on a free loopback port. Sessions
+    running side by side start their search at different offsets (a layout's ports stay
+    free until its processes bind them, seconds after the search), below the ephemeral
+    ports first (from 32768, where outgoing connections may hold one)."""
+    below = [20_000, 21_000, 22_000, 23_000, 24_000]
+    first = os.getpid() % len(below)
+    for offset in [*below[first:], *below[:first], *range(25_000, 40_000, 1_000)]:
         layout = Topology(replicas=replicas, offset=offset)
         ports = [r.port for r in layout.processes()] + [layout.health_port]
         ports += [p for s in APP_SERVICES for p in (layout.public_port(s), layout.mesh_port(s))]

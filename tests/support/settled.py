@@ -37,11 +37,13 @@ async def outbox_drained(
     return await eventually(probe, timeout=timeout, what=f"request {request_id}'s outbox")
 
 
-async def effect_attempted(request_id: int, kind: str, *, timeout: float = 30.0) -> None:
+async def effect_attempted(
+    request_id: int, kind: str, *, timeout: float = 30.0, db: str = TEST_DB
+) -> None:
     """Until the relay has tried (and failed) to deliver an effect of ``kind`` at least once."""
 
     async def probe() -> bool:
-        outbox = (await _stored(request_id)).get("outbox") or {}
+        outbox = (await _stored(request_id, db)).get("outbox") or {}
         return any(e["kind"] == kind and e["attempts"] >= 1 for e in outbox.values())
 
     await eventually(probe, timeout=timeout, what=f"a failed {kind} of request {request_id}")
