@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import services.employee.attendance.models
@@ -90,3 +90,36 @@ def test_no_service_creates_tables_itself() -> None:
         if "create_all(" in path.read_text()
     ]
     assert offenders == []
+
+
+async def test_upgrading_keeps_recorded_leave_and_seeds_the_leave_types() -> None:
+    _fresh_database()
+    _alembic("upgrade", "0001")
+    engine = create_async_engine(URL)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO employees (id, name, department, position, created_at) "
+                "VALUES (1, '직원', '개발팀', '사원', NOW(6))"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO leave_records (employee_id, start_date, end_date, days, leave_type,"
+                " status, reason, approval_request_id, created_at) VALUES (1, '2026-12-01',"
+                " '2026-12-03', 3, 'ANNUAL', 'approved', '', 7, NOW(6))"
+            )
+        )
+    _alembic("upgrade", "head")
+    async with engine.connect() as connection:
+        leave = (
+            await connection.execute(
+                text("SELECT days, start_year_days, status, expires_at FROM leave_records")
+            )
+        ).one()
+        types = dict(
+            (await connection.execute(text("SELECT code, annual_days FROM leave_types"))).all()
+        )
+    await engine.dispose()
+    assert tuple(leave) == (3, 3, "approved", None)
+    assert types == {"ANNUAL": 15, "SICK": 10, "UNPAID": None}
