@@ -95,7 +95,7 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         HANDOFFS,
     ),
     # Moves a hand-off left in the unpartitioned approval.work to its partition, unchanged.
-    ("services/approval_processing/consumer.py", "WorkConsumer.move_to_partition"): (
+    ("services/approval_processing/consumer.py", "WorkConsumer._move_to_partition"): (
         AP_REQUEST,
         HANDOFFS,
     ),
