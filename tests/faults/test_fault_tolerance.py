@@ -1,6 +1,9 @@
 """Breaking things on purpose, then checking nothing was lost: service crashes (SIGKILL),
 a RabbitMQ restart, MariaDB and FerretDB outages, notification-service down. Every loop is
-bounded; everything runs on loopback against this session's own processes and databases."""
+bounded; everything runs on loopback against this session's own processes and databases.
+
+Every test runs in two layouts (tests/support/layouts.py): the session's one process a
+service, and two replicas of each behind the local gateway."""
 
 from __future__ import annotations
 
@@ -16,11 +19,12 @@ import pytest
 
 from devstack import backing
 from devstack.process import read_pid
-from tests.support import factories
+from tests.support import factories, layouts
+from tests.support.layouts import Layout
 from tests.support.pipeline import document, eventually, final_status, inbox, listening
 from tests.support.settled import effect_attempted, outbox_drained, settled
-from tests.support.stack import Stack
 
+pytestmark = layouts.BOTH
 RETRYABLE = {502, 503}
 
 
@@ -134,6 +138,7 @@ async def _all_final(client: httpx.AsyncClient, approvals_url: str, flows: list[
 
 
 async def _assert_nothing_lost(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -152,7 +157,8 @@ async def _assert_nothing_lost(
             assert statuses[flow.reject_at - 1] == "rejected"
         else:
             assert statuses == ["approved"] * len(flow.approvers)
-    await settled(*(flow.request_id for flow in flows))  # no delivery or hand-off under way
+    # No delivery or hand-off under way.
+    await settled(*(flow.request_id for flow in flows), db=layout.db)
     for requester in {f.requester for f in flows}:
         mine = {
             f.request_id for f in flows if f.requester == requester and f.leave and not f.reject_at
@@ -168,52 +174,58 @@ async def _assert_nothing_lost(
 
 
 async def test_killing_each_service_in_turn_mid_run_loses_nothing(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas one replica of each service is killed in turn (the first, the second,
+    the first, the second) while the other serves: its share of the inboxes is rebuilt,
+    whatever it was doing is finished by a replica, and still nothing is lost or doubled."""
     flows = await _create_flows(client, employee_url, approvals_url, 24)
+    packages = ("approval_processing", "approval_request", "employee", "notification")
 
     async def crash_each_in_turn() -> None:
-        for package in ("approval_processing", "approval_request", "employee", "notification"):
+        for turn, package in enumerate(packages):
             await asyncio.sleep(0.7)
-            stack.kill(package)
+            await asyncio.to_thread(layout.kill, package, turn % layout.replicas)
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(stack.start, package)
+            await asyncio.to_thread(layout.start, package)
 
     await asyncio.gather(
         _work_inboxes(client, processing_url, approvals_url, flows, timeout=90),
         crash_each_in_turn(),
     )
-    await _assert_nothing_lost(client, employee_url, approvals_url, processing_url, flows)
+    await _assert_nothing_lost(layout, client, employee_url, approvals_url, processing_url, flows)
 
 
 async def test_notifications_sent_while_notification_service_is_down_arrive_after(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
     notification_url: str,
-    stack: Stack,
 ) -> None:
+    """On replicas every notification replica is down, then all come back: the socket,
+    on whichever replica, replays the result from the stream the replicas share."""
     requester, approver = await factories.employees(client, employee_url, 2)
     request_id = await factories.approval(
         client, approvals_url, factories.approval_body(requester, [approver])
     )
     await eventually(lambda: _held(client, processing_url, approver, request_id), what="the item")
-    stack.stop("notification")
+    layout.stop("notification")
     try:
         decided = await client.post(
             f"{processing_url}/process/{approver}/{request_id}", json={"action": "approve"}
         )
         assert decided.status_code == 200
         await final_status(client, approvals_url, request_id, "approved")
-        await effect_attempted(request_id, "notify")  # and failed: nobody took it
+        await effect_attempted(request_id, "notify", db=layout.db)  # and failed: nobody took it
     finally:
-        stack.start("notification")
-    await outbox_drained(request_id)
+        layout.start("notification")
+    await outbox_drained(request_id, db=layout.db)
     async with listening(notification_url, requester, after=0) as ws:
         (result,) = await ws.wait_for(1, request_id, timeout=30)
         assert (result["type"], result["finalStatus"]) == ("approval_result", "approved")
@@ -226,11 +238,14 @@ async def _held(
 
 
 async def test_rabbitmq_restart_loses_no_work_item(
+    layout: Layout,
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
     processing_url: str,
 ) -> None:
+    """On replicas every process of every service reconnects to the restarted broker: the
+    partition owners and the request service's relays alike."""
     requester, approver = await factories.employees(client, employee_url, 2)
     url = f"{approvals_url}/approvals"
     before = [
@@ -285,34 +300,43 @@ async def test_rabbitmq_restart_loses_no_work_item(
     ids=["mariadb", "ferretdb"],
 )
 async def test_database_outage_gives_503s_and_service_resumes_by_itself(
+    layout: Layout,
     client: httpx.AsyncClient,
-    stack: Stack,
     package: str,
     dependency: str,
     stop: Any,
     start: Any,
     probe: str,
 ) -> None:
-    base = stack.url(package)
+    """On replicas every replica reports the outage and resumes by itself, and the gateway
+    passes the 503 on (no replica could answer better)."""
+    replicas = layout.process_urls(package)
     _ours("mariadb" if dependency == "mysql" else "ferretdb")
     await asyncio.to_thread(stop)
     try:
+        for base in replicas:
 
-        async def unready() -> httpx.Response | None:
-            response = await client.get(f"{base}/ready")
-            return response if response.status_code == 503 else None
+            async def unready(base: str = base) -> httpx.Response | None:
+                response = await client.get(f"{base}/ready")
+                return response if response.status_code == 503 else None
 
-        ready = await eventually(unready, timeout=20, what=f"/ready to report {dependency}")
-        assert dependency in ready.json()["detail"]
-        answered = await client.get(f"{base}{probe}")
-        assert answered.status_code == 503
-        assert "unavailable" in answered.json()["detail"]
-        assert (await client.get(f"{base}/health")).status_code == 200
+            ready = await eventually(
+                unready, timeout=20, what=f"{base}/ready to report {dependency}"
+            )
+            assert dependency in ready.json()["detail"]
+            assert (await client.get(f"{base}/health")).status_code == 200
+        for base in {*replicas, layout.url(package)}:
+            answered = await client.get(f"{base}{probe}")
+            assert answered.status_code == 503
+            assert "unavailable" in answered.json()["detail"]
     finally:
         await asyncio.to_thread(start)
 
-    async def serving() -> bool:
-        return (await client.get(f"{base}{probe}")).status_code == 200
+    for base in {*replicas, layout.url(package)}:
 
-    await eventually(serving, timeout=30, what=f"{package} to resume")
-    assert (await client.get(f"{base}/ready")).status_code == 200
+        async def serving(base: str = base) -> bool:
+            return (await client.get(f"{base}{probe}")).status_code == 200
+
+        await eventually(serving, timeout=30, what=f"{base} to resume")
+    for base in replicas:
+        assert (await client.get(f"{base}/ready")).status_code == 200
