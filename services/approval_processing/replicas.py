@@ -71,7 +71,8 @@ async def forward(request: Request, ownership: Ownership, approver_id: int) -> R
         if name in request.headers:
             headers[name] = request.headers[name]
     session: aiohttp.ClientSession = request.app.state.peer_http
-    url = f"{ownership.peers[owner]}{request.url.path}"
+    query = f"?{request.url.query}" if request.url.query else ""
+    url = f"{ownership.peers[owner]}{request.url.path}{query}"
     try:
         async with (
             track_dependency(PEERS, "forward"),

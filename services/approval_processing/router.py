@@ -3,9 +3,9 @@ whichever replica the call lands (a replica that does not hold the inbox forward
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +24,7 @@ REBUILDING = (
     "Inboxes are being rebuilt from approval-request-service after a start; try again shortly"
 )
 STATUS_OF = {"approve": "approved", "reject": "rejected"}
+MAX_PAGE = 1000
 
 
 class WorkItemOut(BaseModel):
@@ -61,12 +62,21 @@ def _only_the_approver(principal: Principal, approver_id: int) -> None:
 
 @router.get("/{approver_id}", response_model=list[WorkItemOut], responses={503: {}})
 async def list_inbox(
-    principal: CurrentPrincipal, approver_id: EmployeeId, request: Request
+    principal: CurrentPrincipal,
+    approver_id: EmployeeId,
+    request: Request,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="At most this many; all if absent.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="Skip this many first.")] = 0,
 ) -> list[dict[str, Any]] | Response:
+    """The approver's waiting items, oldest first; ``limit``/``offset`` page through them."""
     _only_the_approver(principal, approver_id)
     if (answer := await forward(request, request.app.state.ownership, approver_id)) is not None:
         return answer
-    return [item.public() for item in _inbox(request).pending(approver_id)]
+    items = _inbox(request).pending(approver_id)
+    end = None if limit is None else offset + limit
+    return [item.public() for item in items[offset:end]]
 
 
 @router.post(

@@ -56,3 +56,30 @@ async def test_another_approver_cannot_decide_someone_elses_item(
         f"{processing_url}/process/{other}/{request_id}", json={"action": "approve"}
     )
     assert response.status_code == 404
+
+
+async def test_limit_and_offset_page_through_the_inbox_oldest_first(
+    client: httpx.AsyncClient, employee_url: str, approvals_url: str, processing_url: str
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    created = [
+        await factories.approval(
+            client, approvals_url, factories.approval_body(requester, [approver])
+        )
+        for _ in range(3)
+    ]
+    for request_id in created:
+        await item_arrives(client, processing_url, approver, request_id)
+    url = f"{processing_url}/process/{approver}"
+
+    async def page(**params: int) -> list[int]:
+        response = await client.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [item["requestId"] for item in response.json()]
+
+    assert await page() == created
+    assert await page(limit=2) == created[:2]
+    assert await page(limit=2, offset=2) == created[2:]
+    assert await page(offset=3) == []
+    for wrong in ({"limit": 0}, {"limit": 1001}, {"offset": -1}):
+        assert (await client.get(url, params=wrong)).status_code == 422

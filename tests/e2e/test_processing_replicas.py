@@ -226,6 +226,22 @@ async def test_a_decision_sent_to_a_replica_not_holding_the_inbox_is_applied_onc
     )
 
 
+async def test_a_page_of_an_inbox_asked_of_a_replica_not_holding_it_is_that_page(
+    client: httpx.AsyncClient, approvals_url: str, replicas: Replicas, people: dict[str, Any]
+) -> None:
+    requester, approver = people["requester"], people["approvers"][2]
+    created = [await create(client, approvals_url, requester, [approver]) for _ in range(3)]
+    await settled(*created)
+    holding = await inboxes_agree(client, replicas, approvals_url, people["approvers"])
+    mine = [request_id for request_id, _ in holding[approver]]
+    via = replicas.url((owner(approver) + 1) % REPLICAS)
+
+    response = await client.get(f"{via}/process/{approver}", params={"limit": 2, "offset": 1})
+
+    assert response.status_code == 200, response.text
+    assert [item["requestId"] for item in response.json()] == mine[1:3]
+
+
 async def test_a_forwarded_call_reaching_a_replica_that_does_not_own_it_is_not_passed_on(
     client: httpx.AsyncClient, replicas: Replicas, people: dict[str, Any]
 ) -> None:
