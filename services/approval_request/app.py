@@ -18,7 +18,12 @@ from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from services.approval_request import workflow
-from services.approval_request.clients.employee import LeaveRefused, record_approved_leave
+from services.approval_request.clients.employee import (
+    LeaveRefused,
+    hold_leave,
+    record_approved_leave,
+    release_leave,
+)
 from services.approval_request.clients.notify import NotificationRefused, send_notification
 from services.approval_request.db_metrics import CommandTimer
 from services.approval_request.outbox import OutboxRelay, PermanentFailure
@@ -53,7 +58,36 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         notification = workflow.leave_confirmed_notification(payload, doc["title"])
         return [workflow.Effect("notify", notification)]
 
-    return {"handoff": handoff, "notify": notify, "leave": leave}
+    async def leave_hold(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        if workflow.awaiting_index(doc) is None:
+            # Decided already: the confirmation or the release settles the reservation,
+            # and a hold after a release would be refused.
+            return []
+        try:
+            await hold_leave(app.state.http, settings.employee_service_url, payload["requestId"])
+        except LeaveRefused as exc:
+            raise PermanentFailure(str(exc)) from exc
+        return []
+
+    async def leave_release(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        request_id = payload["requestId"]
+        try:
+            released = await release_leave(
+                app.state.http, settings.employee_service_url, request_id
+            )
+        except LeaveRefused as exc:
+            raise PermanentFailure(str(exc)) from exc
+        if not released:
+            logger.info("request %d had no reservation to release", request_id)
+        return []
+
+    return {
+        "handoff": handoff,
+        "notify": notify,
+        "leave": leave,
+        "leave_hold": leave_hold,
+        "leave_release": leave_release,
+    }
 
 
 async def _prepare_database(repository: ApprovalRepository) -> None:

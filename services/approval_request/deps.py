@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.approval_request.clients.employee import missing_employees
+from services.approval_request.clients.employee import LeaveReservations, missing_employees
 from services.approval_request.outbox import OutboxRelay
 from services.approval_request.repository import ApprovalRepository
 from services.approval_request.service import FindMissing
+from services.approval_request.service import LeaveReservations as Leaves
 
 
 async def _repository(request: Request) -> ApprovalRepository:
@@ -32,6 +33,12 @@ async def _find_missing(request: Request) -> FindMissing:
     return find
 
 
+async def _leaves(request: Request) -> Leaves:
+    state = request.app.state
+    return LeaveReservations(state.http, state.settings.employee_service_url)
+
+
 ApprovalsDep = Annotated[ApprovalRepository, Depends(_repository)]
 RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 FindMissingDep = Annotated[FindMissing, Depends(_find_missing)]
+LeavesDep = Annotated[Leaves, Depends(_leaves)]

@@ -485,27 +485,38 @@ class ApprovalRepository:
         id already taken means another process was handed the same block (FerretDB's
         ``$inc`` is not atomic), so the rest of the block goes too and a new one is taken."""
         for _ in range(attempts):
-            request_id = await self._next_request_id()
-            doc = build(request_id)
-            effects = doc.setdefault("outbox", {})
-            doc |= {
-                "idBucket": id_bucket(request_id),
-                "revision": 0,
-                "pendingEffects": len(effects),
-                "outboxVersion": 1,
-                "outboxOpen": bool(effects),
-                "effectsDueAt": now if effects else FAR_FUTURE,
-                "relayLeaseUntil": now + self.relay_lease if effects else NEVER,
-                "relayLeaseOwner": lease_owner() if effects else None,
-            }
-            try:
-                await self.approvals.insert_one(doc)
-            except DuplicateKeyError:
-                self.drop_id_block()
-                continue
-            self.remember(doc)
-            return StoredWrite(request_id, doc if effects else None)
+            stored = await self.insert_as(build(await self.next_request_id()), now=now)
+            if stored is not None:
+                return stored
         raise RuntimeError("could not allocate a requestId")
+
+    async def next_request_id(self) -> int:
+        """An id for a request to be stored with ``insert_as``, for a caller that must use
+        it before storing (a LEAVE request reserves its days under it)."""
+        return await self._next_request_id()
+
+    async def insert_as(self, doc: Document, *, now: datetime) -> StoredWrite | None:
+        """``insert_new`` for a document built under an id from ``next_request_id``;
+        ``None`` when the id turned out to be taken, and the rest of its block dropped."""
+        request_id = doc["requestId"]
+        effects = doc.setdefault("outbox", {})
+        doc |= {
+            "idBucket": id_bucket(request_id),
+            "revision": 0,
+            "pendingEffects": len(effects),
+            "outboxVersion": 1,
+            "outboxOpen": bool(effects),
+            "effectsDueAt": now if effects else FAR_FUTURE,
+            "relayLeaseUntil": now + self.relay_lease if effects else NEVER,
+            "relayLeaseOwner": lease_owner() if effects else None,
+        }
+        try:
+            await self.approvals.insert_one(doc)
+        except DuplicateKeyError:
+            self.drop_id_block()
+            return None
+        self.remember(doc)
+        return StoredWrite(request_id, doc if effects else None)
 
     def recent(self, request_id: int) -> Document | None:
         """What this process last wrote of request ``request_id`` (``DECISION_FIELDS``), if

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.approval_request import service, workflow
-from services.approval_request.deps import ApprovalsDep, FindMissingDep, RelayDep
+from services.approval_request.deps import ApprovalsDep, FindMissingDep, LeavesDep, RelayDep
 from services.approval_request.schemas import (
     ApprovalCreate,
     ApprovalDocument,
@@ -26,7 +26,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 404: {}, 409: {}, 502: {}}
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=Created, responses={400: {}, 502: {}}
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Created,
+    responses={400: {}, 409: {}, 502: {}},
 )
 async def create_approval(
     principal: CurrentPrincipal,
@@ -34,10 +37,16 @@ async def create_approval(
     approvals: ApprovalsDep,
     relay: RelayDep,
     find_missing: FindMissingDep,
+    leaves: LeavesDep,
 ) -> Created:
+    """A LEAVE request reserves its days at employee-service before it is stored: its
+    refusals (unknown type, no working days, days not matching the dates, beyond the
+    balance: 400; overlapping another request: 409) are the answer, and nothing is stored."""
     require_self_or_admin(principal, body.requesterId)
     try:
-        stored = await service.create(repository=approvals, find_missing=find_missing, body=body)
+        stored = await service.create(
+            repository=approvals, find_missing=find_missing, body=body, leaves=leaves
+        )
     except service.Rejected as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
     relay.kick(stored)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from services.common.limits import Id
 
@@ -33,14 +33,35 @@ class FinalStatus(StrEnum):
     REJECTED = "rejected"
 
 
+def day_count(days: float) -> int | float:
+    """3, not 3.0: day counts are written as employee-service writes them."""
+    return int(days) if days == int(days) else days
+
+
+# Counts in halves of a day.
+Days = Annotated[
+    float,
+    Field(ge=0.5, le=366, multiple_of=0.5),
+    PlainSerializer(day_count, return_type=int | float),
+]
+
+
+# The years employee-service keeps leave for.
+LeaveDate = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+
+
 class LeaveInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    startDate: date
-    endDate: date
-    days: Annotated[int, Field(ge=1, le=366)]
+    startDate: LeaveDate
+    endDate: LeaveDate
+    # Counted by employee-service from the dates; when sent, it must equal that count.
+    days: Days | None = None
     leaveType: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)]
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    # A morning or an afternoon off, on a leave of one day; written only when set, so a
+    # full-day leave reads as it did before half days existed.
+    halfDay: Literal["am", "pm"] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class StepIn(BaseModel):

@@ -6,21 +6,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
 from services.approval_request import workflow
+from services.approval_request.clients.employee import ReservationRefused
 from services.approval_request.metrics import APPROVALS_CREATED, COMPLETION, DECISIONS
 from services.approval_request.outbox import stored_effects
 from services.approval_request.repository import ApprovalRepository, StoredWrite
-from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus
+from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus, RequestType
 from services.common import current_traceparent
 from services.common.telemetry import traceparent_context
 
 logger = logging.getLogger(__name__)
 MAX_DECISION_ATTEMPTS = 20
+MAX_ID_ATTEMPTS = 20
 FindMissing = Callable[[Iterable[int]], Awaitable[list[int]]]
+# employee-service's 409 for leave that overlaps another request; its other 409s of a
+# reservation say that the request id is in use there.
+OVERLAP_REFUSAL = "Leave overlaps request "
+
+
+class LeaveReservations(Protocol):
+    """employee-service's leave reservations, as creation needs them."""
+
+    async def reserve(self, reservation: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The reservation and whether this call made it; ``ReservationRefused``."""
+
+    async def release(self, request_id: int) -> bool: ...
 
 
 class Rejected(Exception):
@@ -31,10 +45,14 @@ class Rejected(Exception):
 
 
 async def create(
-    *, repository: ApprovalRepository, find_missing: FindMissing, body: ApprovalCreate
+    *,
+    repository: ApprovalRepository,
+    find_missing: FindMissing,
+    body: ApprovalCreate,
+    leaves: LeaveReservations | None = None,
 ) -> StoredWrite:
     """Stores a new request with its hand-off to step 1 in the outbox; the caller hands the
-    returned write to the relay."""
+    returned write to the relay. A LEAVE request reserves its days first (``leaves``)."""
     error = workflow.creation_error(body)
     if error:
         raise Rejected(400, error)
@@ -44,7 +62,7 @@ async def create(
     now = datetime.now(UTC)
     traceparent = current_traceparent()
 
-    def build(request_id: int) -> dict[str, Any]:
+    def build(request_id: int, leave_info: dict[str, Any] | None) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "requestId": request_id,
             "requesterId": body.requesterId,
@@ -56,7 +74,7 @@ async def create(
             ],
             "finalStatus": FinalStatus.PENDING.value,
             "requestType": body.requestType.value,
-            "leaveInfo": body.leaveInfo.model_dump(mode="json") if body.leaveInfo else None,
+            "leaveInfo": leave_info,
             "createdAt": now,
             "updatedAt": now,
             "approverIds": sorted({s.approverId for s in body.steps}),
@@ -66,7 +84,14 @@ async def create(
         doc["outbox"] = stored_effects(workflow.creation_effects(doc), now=now)
         return doc
 
-    stored = await repository.insert_new(build, now=now)
+    if body.requestType is RequestType.LEAVE:
+        if leaves is None:
+            raise RuntimeError("a LEAVE request needs employee-service's reservations")
+        stored = await _create_leave(
+            repository=repository, leaves=leaves, body=body, build=build, now=now
+        )
+    else:
+        stored = await repository.insert_new(lambda request_id: build(request_id, None), now=now)
     request_id = stored.request_id
     logger.info(
         "approval %d created by employee %d (%s, %d steps)",
@@ -84,6 +109,68 @@ async def create(
         }
     )
     return stored
+
+
+async def _create_leave(
+    *,
+    repository: ApprovalRepository,
+    leaves: LeaveReservations,
+    body: ApprovalCreate,
+    build: Callable[[int, dict[str, Any] | None], dict[str, Any]],
+    now: datetime,
+) -> StoredWrite:
+    """Reserve under a fresh id, then store the request with the server's count and the
+    hold of its reservation in the outbox. Nothing is stored when the reservation is
+    refused. A reservation never held (this process died before storing, or the release
+    of one whose id was taken failed) expires: employee-service keeps it for
+    ``EMPLOYEE_RESERVATION_TTL_SECONDS``."""
+    assert body.leaveInfo is not None, "checked by creation_error"
+    for _ in range(MAX_ID_ATTEMPTS):
+        request_id = await repository.next_request_id()
+        try:
+            reserved, made = await leaves.reserve(workflow.leave_reservation(request_id, body))
+        except ReservationRefused as exc:
+            if exc.status_code == 409 and not exc.detail.startswith(OVERLAP_REFUSAL):
+                # employee-service knows this id with other days: another process was
+                # handed the same id block (repository.insert_new), so take another.
+                repository.drop_id_block()
+                continue
+            raise _refusal(exc, body) from None
+        if not made:
+            # Reserved before under this id, with these very days: by another process
+            # handed the same id block, whose request it is.
+            repository.drop_id_block()
+            continue
+        info = body.leaveInfo.model_dump(mode="json") | {
+            "days": reserved["days"],
+            "leaveType": reserved["leaveType"],
+        }
+        # An insert that fails otherwise may still have landed: its reservation is left
+        # tentative, for the stored hold to keep or the expiry to free.
+        stored = await repository.insert_as(build(request_id, info), now=now)
+        if stored is not None:
+            return stored
+        # Surely not stored (the id is taken): the retry would overlap these days.
+        await _release_unstored(leaves, request_id)
+    raise RuntimeError("could not allocate a requestId")
+
+
+def _refusal(exc: ReservationRefused, body: ApprovalCreate) -> Rejected:
+    """employee-service's refusal as this service's answer: its status and text."""
+    if exc.status_code in (400, 409):
+        return Rejected(exc.status_code, exc.detail)
+    if exc.status_code == 404:
+        return Rejected(400, f"Employee {body.requesterId} not found in Employee Service")
+    return Rejected(400, f"Employee Service refused the leave: {exc.detail}")
+
+
+async def _release_unstored(leaves: LeaveReservations, request_id: int) -> None:
+    try:
+        await leaves.release(request_id)
+    except Exception:
+        logger.warning(
+            "reservation of unstored request %d not released; it expires", request_id, exc_info=True
+        )
 
 
 def _label_decision(doc: dict[str, Any], decision: Decision) -> None:

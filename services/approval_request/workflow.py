@@ -13,9 +13,12 @@ from services.approval_request.schemas import (
     FinalStatus,
     RequestType,
     StepStatus,
+    day_count,
 )
 
-EffectKind = Literal["handoff", "notify", "leave"]
+# "leave" confirms a LEAVE request's reserved days; "leave_hold" keeps them reserved once
+# the request is stored, "leave_release" frees them when it is rejected.
+EffectKind = Literal["handoff", "notify", "leave", "leave_hold", "leave_release"]
 Document = dict[str, Any]
 
 
@@ -84,7 +87,11 @@ def handoff_message(doc: Document) -> dict[str, Any]:
 
 
 def creation_effects(doc: Document) -> list[Effect]:
-    return [Effect("handoff", handoff_message(doc))]
+    effects = [Effect("handoff", handoff_message(doc))]
+    if doc["requestType"] == RequestType.LEAVE:
+        # Reserved before the request was stored, the days expire unless held.
+        effects.insert(0, Effect("leave_hold", {"requestId": doc["requestId"]}))
+    return effects
 
 
 def awaiting_index(doc: Document) -> int | None:
@@ -147,6 +154,8 @@ def decide(doc: Document, decision: Decision) -> Outcome:
         effects.append(Effect("handoff", handoff_message({**doc, "steps": after})))
     if final is FinalStatus.APPROVED and doc["requestType"] == RequestType.LEAVE:
         effects.append(Effect("leave", leave_confirmation(doc)))
+    if final is FinalStatus.REJECTED and doc["requestType"] == RequestType.LEAVE:
+        effects.append(Effect("leave_release", {"requestId": doc["requestId"]}))
     return Applied(index, status, final, current_step, effects)
 
 
@@ -170,6 +179,24 @@ def after_decision(doc: Document, applied: Applied, now: datetime) -> Document:
         "version": doc["version"] + 1,
         "updatedAt": now,
     }
+
+
+def leave_reservation(request_id: int, body: ApprovalCreate) -> dict[str, Any]:
+    """What employee-service is asked to reserve for a new LEAVE request."""
+    info = body.leaveInfo
+    assert info is not None, "checked by creation_error"
+    reservation: dict[str, Any] = {
+        "requestId": request_id,
+        "employeeId": body.requesterId,
+        "leaveType": info.leaveType,
+        "startDate": info.startDate.isoformat(),
+        "endDate": info.endDate.isoformat(),
+    }
+    if info.halfDay is not None:
+        reservation["halfDay"] = info.halfDay
+    if info.days is not None:
+        reservation["days"] = day_count(info.days)
+    return reservation
 
 
 def leave_confirmation(doc: Document) -> dict[str, Any]:

@@ -68,6 +68,24 @@ def test_rejection_ends_the_request_without_handing_out_later_steps() -> None:
     assert kinds(outcome) == ["notify", "notify"]
 
 
+def test_a_rejected_leave_releases_its_reservation() -> None:
+    outcome = workflow.decide(
+        doc("approved", "pending", final="in_progress", kind="LEAVE"), decision(2, "rejected")
+    )
+    assert kinds(outcome) == ["notify", "notify", "leave_release"]
+    assert isinstance(outcome, workflow.Applied)
+    assert outcome.effects[2].payload == {"requestId": 7}
+
+
+def test_a_new_leave_request_holds_its_reservation_and_hands_out_step_1() -> None:
+    effects = workflow.creation_effects(doc("pending", kind="LEAVE"))
+    assert [(e.kind, e.payload.get("requestId")) for e in effects] == [
+        ("leave_hold", 7),
+        ("handoff", 7),
+    ]
+    assert [e.kind for e in workflow.creation_effects(doc("pending"))] == ["handoff"]
+
+
 def test_replay_changes_nothing() -> None:
     assert isinstance(
         workflow.decide(doc("approved", "pending", final="in_progress"), decision(1)),

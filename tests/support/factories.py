@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 
 _counter = itertools.count(1)
+_leave_years = itertools.count()
 
 
 async def employee(client: httpx.AsyncClient, base: str, **fields: Any) -> dict[str, Any]:
@@ -33,10 +35,20 @@ def approval_body(requester: int, approvers: list[int], **fields: Any) -> dict[s
     }
 
 
+def _leave_dates() -> tuple[str, str]:
+    """Tuesday to Thursday of the first December week of a year no other call used: leave
+    requests of one employee must not overlap, and one a year stays within any balance."""
+    year = 2040 + next(_leave_years) % 900
+    first = date(year, 12, 1)
+    tuesday = first + timedelta(days=(1 - first.weekday()) % 7)
+    return tuesday.isoformat(), (tuesday + timedelta(days=2)).isoformat()
+
+
 def leave_body(requester: int, approvers: list[int], **leave: Any) -> dict[str, Any]:
+    start, end = _leave_dates()
     info = {
-        "startDate": "2026-12-01",
-        "endDate": "2026-12-03",
+        "startDate": start,
+        "endDate": end,
         "days": 3,
         "leaveType": "ANNUAL",
         "reason": "가족 여행",

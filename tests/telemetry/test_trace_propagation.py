@@ -104,7 +104,7 @@ async def test_decision_trace_reaches_the_outbox_deliveries_and_links_to_the_cre
     assert {trace.descends(n, result) for n in notified} == {True}
 
 
-async def test_final_leave_approval_trace_reaches_the_sql_insert(
+async def test_final_leave_approval_trace_reaches_the_sql_update(
     client: httpx.AsyncClient,
     employee_url: str,
     approvals_url: str,
@@ -123,11 +123,12 @@ async def test_final_leave_approval_trace_reaches_the_sql_insert(
     )
     await final_status(client, approvals_url, request_id, "approved")
 
-    trace = await fetch_trace(trace_id, until=lambda t: bool(t.named(ES, "INSERT")))
+    # The confirmation approves the leave reserved when the request was made: an UPDATE.
+    trace = await fetch_trace(trace_id, until=lambda t: bool(t.named(ES, "UPDATE")))
     leave = trace.one(ES, "POST /leaves/internal/approved")
     delivery = trace.spans[leave.parent]
     assert (delivery.service, delivery.tags["erp.effect"]) == (ARS, "leave")
-    assert trace.descends(trace.one(ES, "INSERT"), leave)
+    assert trace.descends(trace.one(ES, "UPDATE"), leave)
     assert trace.descends(leave, trace.one(APS, "POST /process/{approver_id}/{request_id}"))
     # A pool checkout is not a connection being made: no "connect" span for it.
     assert not trace.named(ES, "connect")
