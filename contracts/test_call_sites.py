@@ -56,6 +56,24 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
             "a confirmed leave of an employee who does not exist",
         ),
     ),
+    ("services/approval_request/clients/employee.py", "reserve_leave"): (
+        AR_EMPLOYEE,
+        (
+            "a reservation of a new leave request",
+            "a reservation overlapping another request's",
+        ),
+    ),
+    ("services/approval_request/clients/employee.py", "hold_leave"): (
+        AR_EMPLOYEE,
+        ("the hold of a reservation",),
+    ),
+    ("services/approval_request/clients/employee.py", "release_leave"): (
+        AR_EMPLOYEE,
+        (
+            "the release of a held reservation",
+            "the release of a request that has no reservation",
+        ),
+    ),
     ("services/approval_request/clients/notify.py", "send_notification"): (
         AR_NOTIFICATION,
         ("an approval_result notification", "a leave_confirmed notification"),

@@ -1,5 +1,6 @@
 """approval-request-service -> employee-service: what the request service needs when it
-validates the employees a request names and when it records a leave the request approved.
+validates the employees a request names, reserves a LEAVE request's days (reserve, hold,
+release: docs/decisions.md D24) and records a leave the request approved.
 Drives ``services.approval_request.clients.employee`` against Pact's mock server."""
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from pact import Pact, match
 from pact.interaction import HttpInteraction
 
 from contracts.support import ISO_DATE, service_token, timestamp
-from services.approval_request import workflow
+from services.approval_request import service, workflow
 from services.approval_request.clients.employee import (
     LeaveRefused,
+    ReservationRefused,
+    hold_leave,
     missing_employees,
     record_approved_leave,
+    release_leave,
+    reserve_leave,
 )
+from services.approval_request.schemas import ApprovalCreate
 
 CONSUMER = "approval-request-service"
 PROVIDER = "employee-service"
@@ -161,3 +167,151 @@ async def test_recording_a_leave_of_an_unknown_employee_is_refused(
 
     with pact.serve() as server, pytest.raises(LeaveRefused, match="404"):
         await record_approved_leave(http, str(server.url), _approved_leave(43, 99))
+
+
+RESERVATIONS = "/leaves/internal/reservations"
+# What a held or released reservation looks like to the request service, which reads its
+# status only; a new one's count and code are what it stores.
+RESERVATION_STATUS = r"^(tentative|held|approved|released|expired)$"
+
+
+def _leave_request(employee_id: int, start: str, end: str) -> ApprovalCreate:
+    return ApprovalCreate.model_validate(
+        {
+            "requesterId": employee_id,
+            "title": "연차 신청",
+            "steps": [{"step": 1, "approverId": employee_id + 100}],
+            "requestType": "LEAVE",
+            "leaveInfo": {"startDate": start, "endDate": end, "leaveType": "annual"},
+        }
+    )
+
+
+def _reservation(request_id: int, employee_id: int, start: str, end: str) -> dict[str, Any]:
+    return {
+        "requestId": match.int(request_id),
+        "employeeId": match.int(employee_id),
+        "leaveType": match.str("annual"),
+        "startDate": match.date(start, ISO_DATE),
+        "endDate": match.date(end, ISO_DATE),
+    }
+
+
+def _reserve(
+    pact: Pact, description: str, states: list[str], body: dict[str, Any]
+) -> HttpInteraction:
+    return (
+        _given(pact, description, states)
+        .with_request("POST", RESERVATIONS)
+        .with_header("Authorization", service_token())
+        .with_body(body, "application/json")
+    )
+
+
+async def test_reserving_the_days_of_a_new_leave_request(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = ["employee 8 exists", "no leave is recorded for approval request 51"]
+    body = _reservation(51, 8, "2027-03-02", "2027-03-04")
+    _reserve(pact, "a reservation of a new leave request", states, body).will_respond_with(
+        201
+    ).with_body(
+        {
+            "requestId": match.int(51),
+            "leaveType": match.str("ANNUAL"),
+            "days": match.number(3),
+            "status": "tentative",
+        },
+        "application/json",
+    )
+
+    reservation = workflow.leave_reservation(51, _leave_request(8, "2027-03-02", "2027-03-04"))
+    with pact.serve() as server:
+        reserved, made = await reserve_leave(http, str(server.url), reservation)
+
+    assert made
+    assert (reserved["days"], reserved["leaveType"]) == (3, "ANNUAL")
+
+
+async def test_reserving_days_another_request_holds_is_refused_as_an_overlap(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = [
+        "employee 9 has leave from 2027-03-02 to 2027-03-04 held for approval request 52",
+        "no leave is recorded for approval request 56",
+    ]
+    body = _reservation(56, 9, "2027-03-04", "2027-03-05")
+    _reserve(pact, "a reservation overlapping another request's", states, body).will_respond_with(
+        409
+    ).with_body(
+        {
+            "detail": match.regex(
+                "Leave overlaps request 52", regex=rf"^{service.OVERLAP_REFUSAL}\d+$"
+            )
+        },
+        "application/json",
+    )
+
+    reservation = workflow.leave_reservation(56, _leave_request(9, "2027-03-04", "2027-03-05"))
+    with pact.serve() as server, pytest.raises(ReservationRefused) as refused:
+        await reserve_leave(http, str(server.url), reservation)
+
+    assert (refused.value.status_code, refused.value.detail) == (409, "Leave overlaps request 52")
+
+
+def _step(
+    pact: Pact, description: str, states: list[str], request_id: int, action: str
+) -> HttpInteraction:
+    return (
+        _given(pact, description, states)
+        .with_request("POST", f"{RESERVATIONS}/{request_id}/{action}")
+        .with_header("Authorization", service_token())
+    )
+
+
+async def test_holding_the_reservation_of_a_stored_request(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = [
+        "employee 10 has leave from 2027-03-02 to 2027-03-04 reserved for approval request 53"
+    ]
+    _step(pact, "the hold of a reservation", states, 53, "hold").will_respond_with(200).with_body(
+        {"requestId": match.int(53), "status": match.regex("held", regex=RESERVATION_STATUS)},
+        "application/json",
+    )
+
+    with pact.serve() as server:
+        await hold_leave(http, str(server.url), 53)
+
+
+async def test_releasing_the_reservation_of_a_rejected_request(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = ["employee 11 has leave from 2027-03-02 to 2027-03-04 held for approval request 54"]
+    _step(pact, "the release of a held reservation", states, 54, "release").will_respond_with(
+        200
+    ).with_body(
+        {"requestId": match.int(54), "status": match.regex("released", regex=RESERVATION_STATUS)},
+        "application/json",
+    )
+
+    with pact.serve() as server:
+        released = await release_leave(http, str(server.url), 54)
+
+    assert released
+
+
+async def test_releasing_a_request_never_reserved_finds_nothing_to_release(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = ["no leave is recorded for approval request 55"]
+    _step(
+        pact, "the release of a request that has no reservation", states, 55, "release"
+    ).will_respond_with(404).with_body(
+        {"detail": match.str("Reservation not found")}, "application/json"
+    )
+
+    with pact.serve() as server:
+        released = await release_leave(http, str(server.url), 55)
+
+    assert not released

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
+from contracts.providers.employee_states import employee_states
 from contracts.providers.messages import handoff_producer, push_producer
 from contracts.support import Provider, run, verifier_for
 from services.approval_request import workflow
@@ -77,7 +78,7 @@ def test_renaming_a_response_field_fails_verification(
     verifier = (
         verifier_for(employee_provider.name)
         .add_transport(url=employee_renaming_a_field)
-        .state_handler(employee_provider.states_url, body=True)
+        .state_handler(employee_states(employee_provider, service_authorization))
         .add_custom_header("Authorization", service_authorization)
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts.providers.employee_states import employee_states
 from contracts.support import Provider, assert_verified, verifier_for
 
 
@@ -11,7 +12,7 @@ def test_employee_service_honours_its_consumers_pacts(
     verifier = (
         verifier_for(employee_provider.name)
         .add_transport(url=employee_provider.url)
-        .state_handler(employee_provider.states_url, body=True)
+        .state_handler(employee_states(employee_provider, service_authorization))
         .add_custom_header("Authorization", service_authorization)
     )
 
