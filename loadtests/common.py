@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -188,10 +189,24 @@ class Seeder:
         return int(created["requestId"])
 
 
+# A simulated employee's n-th LEAVE request takes one working day of month n % 12 of year
+# 2030 + n // 12: never overlapping another of theirs, and twelve a year stay within the
+# 15 ANNUAL days each employee is entitled to (employee-service refuses overlapping leave
+# and leave beyond the balance).
+FIRST_LEAVE_YEAR = 2030
+
+
+def leave_day(n: int) -> str:
+    first = date(FIRST_LEAVE_YEAR + n // 12, 1 + n % 12, 1)
+    weekend = first.weekday() >= 5
+    return (first + timedelta(days=7 - first.weekday() if weekend else 0)).isoformat()
+
+
 def approval_body(
-    requester: int, approvers: Sequence[int], *, leave: bool, title: str
+    requester: int, approvers: Sequence[int], *, leave: bool, title: str, leave_number: int = 0
 ) -> dict[str, Any]:
-    """A GENERAL or LEAVE request, one step per approver in order."""
+    """A GENERAL or LEAVE request, one step per approver in order; a LEAVE request takes
+    the day ``leave_day(leave_number)``, counted by employee-service."""
     body: dict[str, Any] = {
         "requesterId": requester,
         "title": title,
@@ -200,10 +215,10 @@ def approval_body(
         "requestType": "LEAVE" if leave else "GENERAL",
     }
     if leave:
+        day = leave_day(leave_number)
         body["leaveInfo"] = {
-            "startDate": "2026-12-01",
-            "endDate": "2026-12-02",
-            "days": 2,
+            "startDate": day,
+            "endDate": day,
             "leaveType": "ANNUAL",
             "reason": "부하 시험",
         }

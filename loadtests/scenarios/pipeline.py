@@ -135,6 +135,7 @@ class RequesterUser(FastHttpUser):
         assert CAST.urls is not None
         self.urls = CAST.urls
         self.me = CAST.requester()
+        self.leaves = itertools.count()
         self.socket = NotificationSocket(self.environment, self.urls, self.me)
         self.socket.connect()
 
@@ -146,7 +147,13 @@ class RequesterUser(FastHttpUser):
         steps = random.randint(*CAST.steps)
         approvers = random.sample(CAST.approvers, steps)
         leave = random.random() < CAST.leave_share
-        body = approval_body(self.me, approvers, leave=leave, title="부하 시험 결재")
+        body = approval_body(
+            self.me,
+            approvers,
+            leave=leave,
+            title="부하 시험 결재",
+            leave_number=next(self.leaves) if leave else 0,
+        )
         started = time.perf_counter()
         with self.client.post(
             f"{self.urls.approvals}/approvals",

@@ -58,6 +58,21 @@ def test_pipeline_scenario_completes_flows_and_reports_them(stack: Stack, tmp_pa
     assert figures(tmp_path)["flows"] >= 1
 
 
+def test_pipeline_leave_flows_reserve_their_days_without_refusals(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Every request a LEAVE one: each requester's leave falls on days of their own within
+    the balance, so employee-service never refuses one (an overlap would be a 409)."""
+    run = loadtest(
+        stack, "pipeline", tmp_path, "--duration", "5s", "--users", "2", "--approvers", "3",
+        "--leave-share", "1", "--threshold", "flows=2",
+    )  # fmt: skip
+    reported(run, tmp_path)
+
+    failures = (tmp_path / "locust_failures.csv").read_text().splitlines()
+    assert failures[1:] == [], failures
+
+
 def test_notification_scenario_times_pushes_over_open_sockets(stack: Stack, tmp_path: Path) -> None:
     run = loadtest(
         stack, "notifications", tmp_path, "--duration", "5s", "--users", "10", "--rate", "20",
