@@ -112,17 +112,15 @@ class Replicated(Layout):
 
     def stop(self, package: str) -> None:
         for replica in self._replicas(package):
-            apps.stop_process(self._pid(replica))
+            pid = self._pid(replica)
+            apps.stop_process(pid)
+            _gone(replica, pid)
 
     def kill(self, package: str, replica: int = 0) -> None:
-        pid = self._pid(self._replicas(package)[replica])
+        victim = self._replicas(package)[replica]
+        pid = self._pid(victim)
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while process.pid_alive(pid):  # a zombie counts as gone
-            assert time.monotonic() < deadline, f"pid {pid} outlived SIGKILL"
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
+        _gone(victim, pid)
 
     def start(self, package: str) -> None:
         with state_dir(self.state):
@@ -142,3 +140,14 @@ class Replicated(Layout):
 def _module(replica: Replica) -> str:
     """What the replica's command line names (a recycled pid is never taken for it)."""
     return f"services.{replica.service.package}.app"
+
+
+def _gone(replica: Replica, pid: int) -> None:
+    """Until the process has exited and its port is free. Its main thread shows as a
+    zombie while the others still exit, holding the listening socket for a moment."""
+    deadline = time.monotonic() + 10
+    while process.pid_alive(pid) or process.port_open(replica.port):
+        assert time.monotonic() < deadline, f"{replica.name} (pid {pid}) did not go"
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
