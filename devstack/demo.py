@@ -52,6 +52,12 @@ def _next_weekday(start: date) -> date:
     return day
 
 
+def leave_dates(today: date) -> tuple[date, date]:
+    """Two working days from two weeks on (employee-service checks ``days`` against them)."""
+    start = _next_weekday(today + timedelta(days=14))
+    return start, _next_weekday(start + timedelta(days=1))
+
+
 def script(urls: Urls, settings: AuthSettings, *, today: date) -> str:
     """Create the sample employees, then return the flow as a shell script to paste."""
     admin = issue_token(settings, "1", roles=[EMPLOYEE, ADMIN])
@@ -59,8 +65,7 @@ def script(urls: Urls, settings: AuthSettings, *, today: date) -> str:
         _create_employee(urls.employee, admin, *person) for person in SAMPLE
     )
     tokens = {who: issue_token(settings, str(who)) for who in (requester, first, second)}
-    start = _next_weekday(today + timedelta(days=14))
-    end = start + timedelta(days=1)
+    start, end = leave_dates(today)
     leave = {
         "requesterId": requester,
         "title": "연차 신청",
