@@ -143,10 +143,13 @@ def test_readme_walkthroughs_run_as_printed(fresh_stack: Stack, shell: Shell) ->
         requester.stop()
         approver.stop()
 
+    _browser_snippet_replays(fresh_stack, section(README, "The whole leave flow, step by step"))
+
+    [leave] = bash_blocks(section(README, "Leave balances, holidays and reservations"))
+    run_walkthrough(shell, _on(fresh_stack, leave))
+
     [auth] = bash_blocks(section(README, "Authentication and authorization"))
     run_walkthrough(shell, _on(fresh_stack, auth))
-
-    _browser_snippet_replays(fresh_stack, section(README, "The whole leave flow, step by step"))
 
 
 def _browser_snippet_replays(stack: Stack, text: str) -> None:
