@@ -76,7 +76,11 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ),
     ("services/approval_request/clients/notify.py", "send_notification"): (
         AR_NOTIFICATION,
-        ("an approval_result notification", "a leave_confirmed notification"),
+        (
+            "an approval_result notification",
+            "an approval_result notification with the approver's comment",
+            "a leave_confirmed notification",
+        ),
     ),
     ("services/approval_request/app.py", "_deliverers.handoff"): (AP_REQUEST, HANDOFFS),
     ("services/approval_request/publisher.py", "WorkPublisher.publish"): (AP_REQUEST, HANDOFFS),
@@ -84,6 +88,7 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         AP_REQUEST,
         (
             "a decision on the step awaiting it",
+            "a decision with a comment on the step awaiting it",
             "a decision on a request that does not exist",
             "a decision on a step that is not the one awaiting a decision",
         ),

@@ -27,22 +27,28 @@ AWAITS_STEP_2 = "approval request 12 awaits step 2 of approvers 2, 3"
 
 
 def _decision(
-    pact: Pact, description: str, state: str, request_id: int, step: int, approver_id: int
+    pact: Pact,
+    description: str,
+    state: str,
+    request_id: int,
+    step: int,
+    approver_id: int,
+    comment: str | None = None,
 ) -> HttpInteraction:
+    body: dict[str, Any] = {
+        "requestId": match.int(request_id),
+        "step": match.int(step),
+        "approverId": match.int(approver_id),
+        "status": match.regex("approved", regex=DECISION),
+    }
+    if comment is not None:
+        body["comment"] = match.str(comment)
     return (
         pact.upon_receiving(description)
         .given(state)
         .with_request("POST", "/approvals/internal/result")
         .with_header("Authorization", service_token())
-        .with_body(
-            {
-                "requestId": match.int(request_id),
-                "step": match.int(step),
-                "approverId": match.int(approver_id),
-                "status": match.regex("approved", regex=DECISION),
-            },
-            "application/json",
-        )
+        .with_body(body, "application/json")
     )
 
 
@@ -56,6 +62,33 @@ async def test_a_decision_on_the_awaited_step_is_applied(
     with pact.serve() as server:
         status, _ = await submit_decision(
             http, str(server.url), request_id=12, step=2, approver_id=3, status="approved"
+        )
+
+    assert status == 204
+
+
+async def test_a_decision_with_a_comment_carries_it(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    _decision(
+        pact,
+        "a decision with a comment on the step awaiting it",
+        AWAITS_STEP_2,
+        12,
+        2,
+        3,
+        comment="일정 확인했습니다",
+    ).will_respond_with(204)
+
+    with pact.serve() as server:
+        status, _ = await submit_decision(
+            http,
+            str(server.url),
+            request_id=12,
+            step=2,
+            approver_id=3,
+            status="approved",
+            comment="일정 확인했습니다",
         )
 
     assert status == 204

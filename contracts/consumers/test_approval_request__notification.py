@@ -79,6 +79,37 @@ async def test_a_decision_notifies_with_approval_result(
     assert delivered is True
 
 
+async def test_a_decision_with_a_comment_notifies_it_with_approval_result(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    decision = Decision(
+        requestId=12, step=2, approverId=3, status="rejected", comment="일정이 겹칩니다"
+    )
+    outcome = workflow.decide(DOCUMENT, decision)
+    assert isinstance(outcome, workflow.Applied)
+    notification = next(e.payload for e in outcome.effects if e.kind == "notify")
+    _notify(
+        pact,
+        "an approval_result notification with the approver's comment",
+        {
+            "employeeId": match.int(1),
+            "type": "approval_result",
+            "requestId": match.int(12),
+            "step": match.int(2),
+            "approverId": match.int(3),
+            "stepStatus": match.regex("rejected", regex=DECISION),
+            "finalStatus": match.regex("rejected", regex=FINAL_STATUS),
+            "title": match.str("연차 신청"),
+            "comment": match.str("일정이 겹칩니다"),
+        },
+    )
+
+    with pact.serve() as server:
+        delivered = await send_notification(http, str(server.url), notification)
+
+    assert delivered is True
+
+
 async def test_a_recorded_leave_notifies_with_leave_confirmed(
     pact: Pact, http: aiohttp.ClientSession
 ) -> None:

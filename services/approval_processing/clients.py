@@ -20,15 +20,25 @@ async def submit_decision(
     step: int,
     approver_id: int,
     status: str,
+    comment: str | None = None,
 ) -> tuple[int, Any]:
-    """The result callback; returns the status (204 applied, 404, 400, 409) and body."""
+    """The result callback; returns the status (204 applied, 404, 400, 409) and body. The
+    approver's comment goes only when given."""
+    body: dict[str, Any] = {
+        "requestId": request_id,
+        "step": step,
+        "approverId": approver_id,
+        "status": status,
+    }
+    if comment is not None:
+        body["comment"] = comment
     return await request_json(
         session,
         "POST",
         f"{base_url}/approvals/internal/result",
         target=REQUESTS,
         operation="submit_result",
-        json={"requestId": request_id, "step": step, "approverId": approver_id, "status": status},
+        json=body,
     )
 
 

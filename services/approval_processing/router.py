@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.approval_processing.clients import REQUESTS, submit_decision
 from services.approval_processing.inbox import Inbox
@@ -41,6 +41,13 @@ class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["approve", "reject"]
+    comment: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Why, in at most 1,000 characters of any script, stored as sent on the "
+        "step and told to the requester. Sending the same action again is answered as the "
+        "first time and changes nothing, whatever its comment.",
+    )
 
 
 def _inbox(request: Request) -> Inbox:
@@ -109,6 +116,7 @@ async def decide(
             step=item.step,
             approver_id=item.approverId,
             status=status,
+            comment=body.comment,
         )
     except DependencyUnavailable:
         DECISIONS_SUBMITTED.labels(body.action, "failed").inc()

@@ -13,6 +13,9 @@ from services.common.limits import Id
 MAX_STEPS = 20
 TITLE_MAX = 200
 CONTENT_MAX = 5000
+# An approver's comment on a decision, in characters (any Unicode, kept as sent).
+COMMENT_MAX = 1000
+Comment = Annotated[str, StringConstraints(max_length=COMMENT_MAX)]
 
 
 class RequestType(StrEnum):
@@ -93,6 +96,8 @@ class Step(BaseModel):
     approverId: int
     status: StepStatus
     updatedAt: datetime | None
+    # The decision's comment; absent when the approver gave none.
+    comment: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class ApprovalDocument(BaseModel):
@@ -115,6 +120,7 @@ class Decision(BaseModel):
     step: Id
     approverId: Id
     status: Literal["approved", "rejected"]
+    comment: Comment | None = None
 
 
 class WaitingStep(BaseModel):

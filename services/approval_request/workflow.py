@@ -37,6 +37,7 @@ class Applied:
     final_status: FinalStatus
     current_step: int | None
     effects: list[Effect] = field(default_factory=list)
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ def decide(doc: Document, decision: Decision) -> Outcome:
         return STEP_NOT_FOUND
     current = steps[index]["status"]
     if current == decision.status:
+        # The same decision again, whatever its comment: the first one's stands (a retry
+        # of a lost answer may not rewrite what was stored, nor notify twice).
         return Replay()
     if current != StepStatus.PENDING:
         return Refused(409, f"Step {decision.step} was already {current}")
@@ -146,6 +149,8 @@ def decide(doc: Document, decision: Decision) -> Outcome:
         "finalStatus": final.value,
         "title": doc["title"],
     }
+    if decision.comment is not None:
+        result["comment"] = decision.comment
     effects = [
         Effect("notify", {"employeeId": doc["requesterId"], **result}),
         Effect("notify", {"employeeId": decision.approverId, **result}),
@@ -156,22 +161,27 @@ def decide(doc: Document, decision: Decision) -> Outcome:
         effects.append(Effect("leave", leave_confirmation(doc)))
     if final is FinalStatus.REJECTED and doc["requestType"] == RequestType.LEAVE:
         effects.append(Effect("leave_release", {"requestId": doc["requestId"]}))
-    return Applied(index, status, final, current_step, effects)
+    return Applied(index, status, final, current_step, effects, decision.comment)
 
 
 def decision_changes(applied: Applied, now: datetime) -> dict[str, Any]:
     """The fields a decision sets on the stored document (``version`` aside)."""
-    return {
+    changes: dict[str, Any] = {
         f"steps.{applied.index}.status": applied.step_status.value,
         f"steps.{applied.index}.updatedAt": now,
         "finalStatus": applied.final_status.value,
     }
+    if applied.comment is not None:
+        changes[f"steps.{applied.index}.comment"] = applied.comment
+    return changes
 
 
 def after_decision(doc: Document, applied: Applied, now: datetime) -> Document:
     """``doc`` as it stands once ``decision_changes`` and the version bump are stored."""
     steps = [dict(s) for s in doc["steps"]]
     steps[applied.index] |= {"status": applied.step_status.value, "updatedAt": now}
+    if applied.comment is not None:
+        steps[applied.index]["comment"] = applied.comment
     return {
         **doc,
         "steps": steps,

@@ -35,6 +35,7 @@ class Notification(BaseModel):
     final_status: str | None = None
     step_status: str | None = None
     title: str | None = None
+    comment: str | None = None
     traceparent: str | None = None
 
 

@@ -58,6 +58,8 @@ class NotifyRequest(BaseModel):
     final_status: str | None = Field(default=None, max_length=32)
     step_status: str | None = Field(default=None, max_length=32)
     title: str | None = Field(default=None, max_length=200)
+    # An approver's comment on the decision (``approval_result``).
+    comment: str | None = Field(default=None, max_length=1000)
     # Used only when this request carries no trace context of its own.
     traceparent: str | None = Field(default=None, max_length=128)
 

@@ -150,3 +150,29 @@ def test_the_document_after_a_decision_is_what_its_changes_store() -> None:
     assert after["version"] == 4
     assert before["steps"][1]["status"] == "pending"  # the judged document is left as it was
     assert before["version"] == 3
+
+
+def test_a_comment_is_stored_on_the_step_and_told_with_the_result() -> None:
+    before = {**doc("pending"), "version": 0}
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    commented = Decision(requestId=7, step=1, approverId=2, status="rejected", comment="다음에")
+    outcome = workflow.decide(before, commented)
+    assert isinstance(outcome, workflow.Applied)
+
+    assert workflow.decision_changes(outcome, now)["steps.0.comment"] == "다음에"
+    assert workflow.after_decision(before, outcome, now)["steps"][0]["comment"] == "다음에"
+    assert {e.payload["comment"] for e in outcome.effects if e.kind == "notify"} == {"다음에"}
+
+
+def test_without_a_comment_neither_the_step_nor_the_result_has_one() -> None:
+    outcome = workflow.decide(doc("pending"), decision(1))
+    assert isinstance(outcome, workflow.Applied)
+    assert not any(
+        "comment" in key for key in workflow.decision_changes(outcome, datetime.now(UTC))
+    )
+    assert all("comment" not in e.payload for e in outcome.effects)
+
+
+def test_the_same_decision_with_another_comment_is_still_a_replay() -> None:
+    again = Decision(requestId=7, step=1, approverId=2, status="approved", comment="다시")
+    assert isinstance(workflow.decide(doc("approved", "pending"), again), workflow.Replay)
