@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from tests.support import factories
+from tests.support.stack import MONGO_URL, TEST_DB, Stack
 
 
 @pytest.fixture
@@ -171,6 +173,7 @@ async def test_list_is_newest_first_with_filters_and_paging(
         "leaveInfo",
         "createdAt",
         "updatedAt",
+        "history",
     }
     for_second = (await client.get(url, params={"approverId": second})).json()
     assert [d["requestId"] for d in for_second] == [ids[2], ids[1]]
@@ -243,3 +246,23 @@ async def test_result_with_an_unknown_status_is_422(
         json={"requestId": 1, "step": 1, "approverId": 1, "status": status},
     )
     assert response.status_code == 422
+
+
+async def test_a_request_stored_before_histories_existed_reads_with_an_empty_one(
+    stack: Stack, client: httpx.AsyncClient, approvals_url: str, people: list[int]
+) -> None:
+    requester, approver, _ = people
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    with MongoClient(MONGO_URL) as mongo:
+        mongo[TEST_DB]["approvals"].update_one(
+            {"requestId": request_id}, {"$unset": {"history": ""}}
+        )
+
+    read = await client.get(f"{approvals_url}/approvals/{request_id}")
+    listed = await client.get(f"{approvals_url}/approvals", params={"requesterId": requester})
+
+    assert read.status_code == 200
+    assert read.json()["history"] == []
+    assert [d["history"] for d in listed.json()] == [[]]
