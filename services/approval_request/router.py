@@ -57,16 +57,23 @@ async def create_approval(
 
 MOMENT = (
     "An ISO date (`2026-12-01`, midnight UTC) or date-time (`2026-12-01T09:00:00+09:00`; "
-    "UTC when it names no offset)."
+    "UTC when it names no offset), in the years 1900-2999."
 )
 RANGE_REVERSED = "createdFrom must not be after createdTo"
+YEARS = range(1900, 3000)
 
 
-def _moment(value: datetime | date | None) -> datetime | None:
-    """A query's date or date-time as the instant it names (UTC unless it says otherwise)."""
-    if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, time(), UTC)
+def _moment(name: str, value: datetime | date | None) -> datetime | None:
+    """A query's date or date-time as the instant it names (UTC unless it says otherwise).
+    Bounded so that no offset carries it past what a stored date can be (a 400, not the
+    overflow a year-1 instant minus an hour would be)."""
+    if value is None:
+        return None
+    if value.year not in YEARS:
+        raise HTTPException(400, f"{name} must be in the years 1900-2999")
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("", response_model=list[ApprovalDocument], responses={400: {}})
@@ -92,7 +99,7 @@ async def list_approvals(
     ``createdTo`` exclusive, so ``createdFrom=2026-12-01&createdTo=2026-12-02`` is the
     requests of 1 December (UTC) and consecutive ranges never count one twice; a
     ``createdFrom`` after ``createdTo`` is refused (400)."""
-    start, end = _moment(created_from), _moment(created_to)
+    start, end = _moment("createdFrom", created_from), _moment("createdTo", created_to)
     if start is not None and end is not None and start > end:
         raise HTTPException(400, RANGE_REVERSED)
     filters: dict[str, Any] = {}

@@ -336,3 +336,7 @@ async def test_a_creation_range_ending_before_it_starts_is_400(
     empty = await client.get(url, params={"createdFrom": "2026-12-01", "createdTo": "2026-12-01"})
     assert (empty.status_code, empty.json()) == (200, [])
     assert (await client.get(url, params={"createdFrom": "yesterday"})).status_code == 422
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1899-12-31"):
+        refused = await client.get(url, params={"createdTo": far})
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {"detail": "createdTo must be in the years 1900-2999"}
