@@ -53,8 +53,11 @@ class Trace:
         return ancestor in self.ancestors(child)
 
     def connected(self) -> bool:
-        """Every span's parent has arrived, but the root's (our own request's span)."""
-        return sum(1 for s in self.spans.values() if s.parent not in self.spans) <= 1
+        """Every span's parent has arrived, but the root's: the server span of our own
+        request, whose parent is the caller's made-up span. An orphan of another kind means
+        a batch from some process (with the root, perhaps) has not arrived yet."""
+        orphans = [s for s in self.spans.values() if s.parent not in self.spans]
+        return len(orphans) == 1 and orphans[0].tags.get("span.kind") == "server"
 
     def describe(self) -> str:
         return "\n".join(
