@@ -87,6 +87,7 @@ PUBLIC_FIELDS = {
     "leaveInfo": 1,
     "createdAt": 1,
     "updatedAt": 1,
+    "history": 1,
 }
 # What a decision reads of a document: ``remember`` keeps these of the documents this
 # process wrote last, so the next decision on one needs no read (``recent``).
@@ -163,18 +164,23 @@ def _at_revision(revision: int) -> dict[str, Any]:
 
 def _encode_update(update: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """An update as a list of ``{op, path, value}``: stored field names may hold neither a
-    leading ``$`` nor a dot on every server (nor may arrays nest, on FerretDB)."""
-    return [
-        {"op": op, "path": path, "value": value}
-        for op, fields in update.items()
-        for path, value in fields.items()
-    ]
+    leading ``$`` nor a dot on every server (nor may arrays nest, on FerretDB). A
+    ``$push`` of ``{"$each": [...]}`` is stored as its list, marked ``each``."""
+    rows = []
+    for op, fields in update.items():
+        for path, value in fields.items():
+            if isinstance(value, Mapping) and "$each" in value:
+                rows.append({"op": op, "path": path, "value": value["$each"], "each": True})
+            else:
+                rows.append({"op": op, "path": path, "value": value})
+    return rows
 
 
 def _decode_update(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     update: dict[str, dict[str, Any]] = {}
     for row in rows:
-        update.setdefault(row["op"], {})[row["path"]] = row["value"]
+        value = {"$each": row["value"]} if row.get("each") else row["value"]
+        update.setdefault(row["op"], {})[row["path"]] = value
     return update
 
 
@@ -618,6 +624,7 @@ class ApprovalRepository:
         changes: Mapping[str, Any],
         effects: Mapping[str, Document],
         now: datetime,
+        history: Sequence[Document] = (),
         after: Document | None = None,
         relay_holds: Callable[[int], bool] | None = None,
     ) -> StoredWrite | None:
@@ -627,6 +634,7 @@ class ApprovalRepository:
         this process holds it, the write hands the document as written back for that relay.
         Both are judged on ``doc``, which the claim proves current: a relay that gave the
         lease back just before is seen to have done so, whatever it still believes.
+        ``history`` is appended to the document's ``history`` by the same write.
         ``after`` is ``doc`` as the decision leaves it (remembered for the next decision when
         the write hands nothing back)."""
         request_id, version = doc["requestId"], doc["version"]
@@ -640,6 +648,8 @@ class ApprovalRepository:
             "$set": sets,
             "$inc": {"pendingEffects": len(effects), "outboxVersion": 1},
         }
+        if history:
+            update["$push"] = {"history": {"$each": list(history)}}
         also: dict[str, Any] = {"version": version, f"steps.{index}.status": "pending"}
         if effects:
             sets["outboxOpen"] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -14,6 +15,7 @@ from services.approval_request.schemas import (
     Created,
     Decision,
     FinalStatus,
+    RequestType,
     WaitingStep,
 )
 from services.common.auth import CurrentPrincipal, Principal, ServiceCaller, require_self_or_admin
@@ -53,16 +55,53 @@ async def create_approval(
     return Created(requestId=stored.request_id)
 
 
-@router.get("", response_model=list[ApprovalDocument])
+MOMENT = (
+    "An ISO date (`2026-12-01`, midnight UTC) or date-time (`2026-12-01T09:00:00+09:00`; "
+    "UTC when it names no offset), in the years 1900-2999."
+)
+RANGE_REVERSED = "createdFrom must not be after createdTo"
+YEARS = range(1900, 3000)
+
+
+def _moment(name: str, value: datetime | date | None) -> datetime | None:
+    """A query's date or date-time as the instant it names (UTC unless it says otherwise).
+    Bounded so that no offset carries it past what a stored date can be (a 400, not the
+    overflow a year-1 instant minus an hour would be)."""
+    if value is None:
+        return None
+    if value.year not in YEARS:
+        raise HTTPException(400, f"{name} must be in the years 1900-2999")
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@router.get("", response_model=list[ApprovalDocument], responses={400: {}})
 async def list_approvals(
     principal: CurrentPrincipal,
     approvals: ApprovalsDep,
     requester_id: Annotated[int | None, Query(alias="requesterId", ge=1, le=MAX_ID)] = None,
     approver_id: Annotated[int | None, Query(alias="approverId", ge=1, le=MAX_ID)] = None,
     final_status: Annotated[FinalStatus | None, Query(alias="finalStatus")] = None,
+    request_type: Annotated[RequestType | None, Query(alias="requestType")] = None,
+    created_from: Annotated[
+        datetime | date | None,
+        Query(alias="createdFrom", description=f"Created at or after this. {MOMENT}"),
+    ] = None,
+    created_to: Annotated[
+        datetime | date | None,
+        Query(alias="createdTo", description=f"Created before this (exclusive). {MOMENT}"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Any:
+    """Requests newest first. The creation range is half-open, ``createdFrom`` inclusive and
+    ``createdTo`` exclusive, so ``createdFrom=2026-12-01&createdTo=2026-12-02`` is the
+    requests of 1 December (UTC) and consecutive ranges never count one twice; a
+    ``createdFrom`` after ``createdTo`` is refused (400)."""
+    start, end = _moment("createdFrom", created_from), _moment("createdTo", created_to)
+    if start is not None and end is not None and start > end:
+        raise HTTPException(400, RANGE_REVERSED)
     filters: dict[str, Any] = {}
     if not _sees_everything(principal):
         me = principal.employee_id
@@ -73,6 +112,13 @@ async def list_approvals(
         filters["approverIds"] = approver_id
     if final_status is not None:
         filters["finalStatus"] = final_status.value
+    if request_type is not None:
+        filters["requestType"] = request_type.value
+    if start is not None or end is not None:
+        filters["createdAt"] = {
+            **({"$gte": start} if start is not None else {}),
+            **({"$lt": end} if end is not None else {}),
+        }
     return await approvals.find_many(filters=filters, limit=limit, offset=offset)
 
 

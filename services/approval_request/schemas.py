@@ -100,6 +100,32 @@ class Step(BaseModel):
     comment: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
+class HistoryEvent(StrEnum):
+    CREATED = "created"
+    # A step became the one awaiting a decision: step 1 at creation, the next one with
+    # each approval but the last (recorded with the change that hands it out).
+    ASSIGNED = "assigned"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+def _absent_when_none(value: object) -> bool:
+    return value is None
+
+
+class HistoryEntry(BaseModel):
+    """One change of a request, by whom (``actor``: the requester for ``created`` and the
+    first ``assigned``, the deciding approver for a decision and the assignment it leads
+    to)."""
+
+    at: datetime
+    actor: int
+    event: HistoryEvent
+    step: int | None = Field(default=None, exclude_if=_absent_when_none)
+    comment: str | None = Field(default=None, exclude_if=_absent_when_none)
+    reason: str | None = Field(default=None, exclude_if=_absent_when_none)
+
+
 class ApprovalDocument(BaseModel):
     requestId: int
     requesterId: int
@@ -111,6 +137,9 @@ class ApprovalDocument(BaseModel):
     leaveInfo: LeaveInfo | None
     createdAt: datetime
     updatedAt: datetime
+    # Oldest first, appended by the write that makes each change, never rewritten;
+    # requests stored before it existed have none.
+    history: list[HistoryEntry] = Field(default_factory=list)
 
 
 class Decision(BaseModel):

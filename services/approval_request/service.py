@@ -81,6 +81,7 @@ async def create(
             "version": 0,
             "createdTraceparent": traceparent,
         }
+        doc["history"] = workflow.creation_history(doc, now)
         doc["outbox"] = stored_effects(workflow.creation_effects(doc), now=now)
         return doc
 
@@ -234,6 +235,7 @@ async def decide(
             doc=doc,
             index=outcome.index,
             changes=workflow.decision_changes(outcome, now),
+            history=workflow.decision_history(doc, outcome, now),
             effects=stored_effects(outcome.effects, now=now),
             now=now,
             after=workflow.after_decision(doc, outcome, now),

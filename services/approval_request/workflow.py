@@ -11,6 +11,7 @@ from services.approval_request.schemas import (
     ApprovalCreate,
     Decision,
     FinalStatus,
+    HistoryEvent,
     RequestType,
     StepStatus,
     day_count,
@@ -85,6 +86,51 @@ def handoff_message(doc: Document) -> dict[str, Any]:
             for s in doc["steps"]
         ],
     }
+
+
+def history_entry(
+    at: datetime,
+    actor: int,
+    event: HistoryEvent,
+    *,
+    step: int | None = None,
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """One ``history`` entry as stored; fields without a value are left out."""
+    entry: dict[str, Any] = {"at": at, "actor": actor, "event": event.value}
+    if step is not None:
+        entry["step"] = step
+    if comment is not None:
+        entry["comment"] = comment
+    return entry
+
+
+def creation_history(doc: Document, now: datetime) -> list[dict[str, Any]]:
+    """A new request's history: created, and its first step handed out, by the requester."""
+    actor = doc["requesterId"]
+    return [
+        history_entry(now, actor, HistoryEvent.CREATED),
+        history_entry(now, actor, HistoryEvent.ASSIGNED, step=doc["steps"][0]["step"]),
+    ]
+
+
+def decision_history(doc: Document, applied: Applied, now: datetime) -> list[dict[str, Any]]:
+    """What a decision appends to the history: the decision, and the next step handed out
+    when it leads to one."""
+    step = doc["steps"][applied.index]
+    actor = step["approverId"]
+    entries = [
+        history_entry(
+            now,
+            actor,
+            HistoryEvent(applied.step_status.value),
+            step=step["step"],
+            comment=applied.comment,
+        )
+    ]
+    if applied.current_step is not None:
+        entries.append(history_entry(now, actor, HistoryEvent.ASSIGNED, step=applied.current_step))
+    return entries
 
 
 def creation_effects(doc: Document) -> list[Effect]:

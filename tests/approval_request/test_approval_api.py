@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from tests.support import factories
+from tests.support.stack import MONGO_URL, TEST_DB, Stack
 
 
 @pytest.fixture
@@ -171,6 +174,7 @@ async def test_list_is_newest_first_with_filters_and_paging(
         "leaveInfo",
         "createdAt",
         "updatedAt",
+        "history",
     }
     for_second = (await client.get(url, params={"approverId": second})).json()
     assert [d["requestId"] for d in for_second] == [ids[2], ids[1]]
@@ -243,3 +247,96 @@ async def test_result_with_an_unknown_status_is_422(
         json={"requestId": 1, "step": 1, "approverId": 1, "status": status},
     )
     assert response.status_code == 422
+
+
+async def test_a_request_stored_before_histories_existed_reads_with_an_empty_one(
+    stack: Stack, client: httpx.AsyncClient, approvals_url: str, people: list[int]
+) -> None:
+    requester, approver, _ = people
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    with MongoClient(MONGO_URL) as mongo:
+        mongo[TEST_DB]["approvals"].update_one(
+            {"requestId": request_id}, {"$unset": {"history": ""}}
+        )
+
+    read = await client.get(f"{approvals_url}/approvals/{request_id}")
+    listed = await client.get(f"{approvals_url}/approvals", params={"requesterId": requester})
+
+    assert read.status_code == 200
+    assert read.json()["history"] == []
+    assert [d["history"] for d in listed.json()] == [[]]
+
+
+async def test_list_filters_by_request_type(
+    client: httpx.AsyncClient, approvals_url: str, people: list[int]
+) -> None:
+    requester, approver, _ = people
+    general = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    leave = await factories.approval(
+        client, approvals_url, factories.leave_body(requester, [approver])
+    )
+    url = f"{approvals_url}/approvals"
+
+    async def listed(request_type: str) -> list[int]:
+        response = await client.get(
+            url, params={"requesterId": requester, "requestType": request_type}
+        )
+        assert response.status_code == 200, response.text
+        return [d["requestId"] for d in response.json()]
+
+    assert await listed("GENERAL") == [general]
+    assert await listed("LEAVE") == [leave]
+    assert (await client.get(url, params={"requestType": "leave"})).status_code == 422
+
+
+async def test_list_filters_by_a_creation_range_from_inclusive_to_exclusive(
+    client: httpx.AsyncClient, approvals_url: str, people: list[int]
+) -> None:
+    requester, approver, _ = people
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    created_at = (await client.get(f"{approvals_url}/approvals/{request_id}")).json()["createdAt"]
+    created = datetime.fromisoformat(created_at)
+    day = created.date()
+    url = f"{approvals_url}/approvals"
+
+    async def listed(**window: str) -> list[int]:
+        response = await client.get(url, params={"requesterId": requester, **window})
+        assert response.status_code == 200, response.text
+        return [d["requestId"] for d in response.json()]
+
+    assert await listed(createdFrom=created_at) == [request_id]
+    assert await listed(createdTo=created_at) == []
+    assert await listed(createdFrom=str(day), createdTo=str(day + timedelta(days=1))) == [
+        request_id
+    ]
+    assert await listed(createdFrom=str(day + timedelta(days=1))) == []
+    assert await listed(createdTo=str(day)) == []
+    # The same instant named in another zone, and a date-time without one (UTC).
+    in_seoul = created.astimezone(timezone(timedelta(hours=9))).isoformat()
+    assert await listed(createdFrom=in_seoul) == [request_id]
+    naive = (created + timedelta(seconds=1)).replace(tzinfo=None).isoformat()
+    assert await listed(createdTo=naive) == [request_id]
+
+
+async def test_a_creation_range_ending_before_it_starts_is_400(
+    client: httpx.AsyncClient, approvals_url: str
+) -> None:
+    url = f"{approvals_url}/approvals"
+    reversed_range = await client.get(
+        url, params={"createdFrom": "2026-12-02", "createdTo": "2026-12-01T23:59:59Z"}
+    )
+    assert reversed_range.status_code == 400
+    assert reversed_range.json() == {"detail": "createdFrom must not be after createdTo"}
+    empty = await client.get(url, params={"createdFrom": "2026-12-01", "createdTo": "2026-12-01"})
+    assert (empty.status_code, empty.json()) == (200, [])
+    assert (await client.get(url, params={"createdFrom": "yesterday"})).status_code == 422
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1899-12-31"):
+        refused = await client.get(url, params={"createdTo": far})
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {"detail": "createdTo must be in the years 1900-2999"}

@@ -214,3 +214,57 @@ async def test_separate_writers_starting_at_once_on_a_new_database_all_start(
         await asyncio.gather(*(writer.backfill_id_buckets() for writer in writers))
 
         assert await writers[0].counters.count_documents({"done": True}) == 2
+
+
+def events(doc: dict[str, Any]) -> list[tuple[str, int | None, int]]:
+    return [(e["event"], e.get("step"), e["actor"]) for e in doc.get("history", [])]
+
+
+async def test_racing_decisions_of_separate_writers_leave_exactly_one_decision_in_the_history(
+    writers: list[ApprovalRepository],
+) -> None:
+    for _ in range(3):
+        request_id = await create(writers[0], 2, 3)
+        statuses = ["approved", "rejected"] * (len(writers) * 2)
+        await asyncio.gather(
+            *(
+                service.decide(
+                    repository=writers[n % len(writers)],
+                    decision=decision(request_id, 1, 2, status),
+                )
+                for n, status in enumerate(statuses)
+            )
+        )
+
+        doc = await stored(writers[0], request_id)
+        decided = doc["steps"][0]["status"]
+        after = [("assigned", 2, 2)] if decided == "approved" else []
+        assert events(doc) == [
+            ("created", None, 1),
+            ("assigned", 1, 1),
+            (decided, 1, 2),
+            *after,
+        ]
+        at = [e["at"] for e in doc["history"]]
+        assert at == sorted(at)
+
+
+async def test_a_rolled_forward_transition_brings_its_history_entries(
+    writers: list[ApprovalRepository],
+) -> None:
+    survivor, doomed = writers[0], writers[1]
+    request_id = await create(survivor, 2, 3)
+    dies_after_its_claim(doomed)
+    with pytest.raises(WriterDiesAfterItsClaim):
+        await service.decide(repository=doomed, decision=decision(request_id, 1, 2))
+    await backdate_claims(survivor, request_id)
+
+    read = await survivor.get(request_id, public=True)
+
+    assert read is not None
+    assert events(read) == [
+        ("created", None, 1),
+        ("assigned", 1, 1),
+        ("approved", 1, 2),
+        ("assigned", 2, 2),
+    ]

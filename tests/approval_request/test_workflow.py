@@ -176,3 +176,36 @@ def test_without_a_comment_neither_the_step_nor_the_result_has_one() -> None:
 def test_the_same_decision_with_another_comment_is_still_a_replay() -> None:
     again = Decision(requestId=7, step=1, approverId=2, status="approved", comment="다시")
     assert isinstance(workflow.decide(doc("approved", "pending"), again), workflow.Replay)
+
+
+def test_an_approval_records_the_decision_and_the_next_assignment_by_the_approver() -> None:
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    before = doc("pending", "pending")
+    outcome = workflow.decide(before, decision(1))
+    assert isinstance(outcome, workflow.Applied)
+
+    assert workflow.decision_history(before, outcome, now) == [
+        {"at": now, "actor": 2, "event": "approved", "step": 1},
+        {"at": now, "actor": 2, "event": "assigned", "step": 2},
+    ]
+
+
+def test_a_last_approval_or_a_rejection_records_the_decision_alone() -> None:
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    last = doc("approved", "pending", final="in_progress")
+    approved = workflow.decide(last, decision(2))
+    first = doc("pending", "pending")
+    rejected = workflow.decide(first, decision(1, "rejected"))
+    assert isinstance(approved, workflow.Applied)
+    assert isinstance(rejected, workflow.Applied)
+
+    assert [e["event"] for e in workflow.decision_history(last, approved, now)] == ["approved"]
+    assert [e["event"] for e in workflow.decision_history(first, rejected, now)] == ["rejected"]
+
+
+def test_a_new_request_records_its_creation_and_first_assignment_by_the_requester() -> None:
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    assert workflow.creation_history(doc("pending", "pending"), now) == [
+        {"at": now, "actor": 1, "event": "created"},
+        {"at": now, "actor": 1, "event": "assigned", "step": 1},
+    ]
