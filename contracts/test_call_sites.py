@@ -32,12 +32,15 @@ STREAM_ENTRIES = (
     "a notification-stream entry for approval_assigned",
     "a notification-stream entry for approval_result",
     "a notification-stream entry for leave_confirmed",
+    "a notification-stream entry for approval_withdrawn",
 )
 PUSHES = (
     "a pushed approval_assigned notification",
     "a pushed approval_result notification",
     "a pushed leave_confirmed notification",
+    "a pushed approval_withdrawn notification",
 )
+WITHDRAWALS = ("an approval.work withdrawal of the step awaiting a decision",)
 
 # (module, function) -> (pact file, interactions covering what that call sends)
 COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
@@ -80,10 +83,15 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
             "an approval_result notification",
             "an approval_result notification with the approver's comment",
             "a leave_confirmed notification",
+            "an approval_withdrawn notification",
         ),
     ),
     ("services/approval_request/app.py", "_deliverers.handoff"): (AP_REQUEST, HANDOFFS),
-    ("services/approval_request/publisher.py", "WorkPublisher.publish"): (AP_REQUEST, HANDOFFS),
+    ("services/approval_request/app.py", "_deliverers.withdrawal"): (AP_REQUEST, WITHDRAWALS),
+    ("services/approval_request/publisher.py", "WorkPublisher.publish"): (
+        AP_REQUEST,
+        HANDOFFS + WITHDRAWALS,
+    ),
     ("services/approval_processing/clients.py", "submit_decision"): (
         AP_REQUEST,
         (
@@ -117,10 +125,11 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         AP_REQUEST,
         HANDOFFS,
     ),
-    # Moves a hand-off left in the unpartitioned approval.work to its partition, unchanged.
+    # Moves a hand-off (or withdrawal) left in the unpartitioned approval.work to its
+    # partition, unchanged.
     ("services/approval_processing/consumer.py", "WorkConsumer._move_to_partition"): (
         AP_REQUEST,
-        HANDOFFS,
+        HANDOFFS + WITHDRAWALS,
     ),
     ("services/notification/router.py", "notify"): (CLIENT_NOTIFICATION, PUSHES),
     # Hands each entry read from the stream to the hub, which queues the pushes.

@@ -2,7 +2,8 @@
 
 Over HTTP: the decision callback (``submit_decision``) and the inbox rebuild's keyset-paged
 read of waiting steps (``waiting_steps``). Over RabbitMQ: the ``approval.work`` hand-off,
-fed into the consumer's own parser (``parse_work_item``)."""
+fed into the consumer's own parser (``parse_work_item``), and the withdrawal that follows a
+hand-off on its route (``parse_message``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from pact.interaction import HttpInteraction
 
 from contracts.support import DECISION, STEP_STATUS, service_token
 from services.approval_processing.clients import submit_decision, waiting_steps
-from services.approval_processing.consumer import parse_work_item
+from services.approval_processing.consumer import (
+    WithdrawalMessage,
+    parse_message,
+    parse_work_item,
+)
 from services.approval_processing.inbox import WorkItem
 from services.common.messaging import EXCHANGE, partition_of, partition_routing_key
 
@@ -267,3 +272,33 @@ def test_an_approved_step_hands_the_request_to_the_next_approver(pact: Pact) -> 
     )
 
     pact.verify(_consume((2, 3)), "Async")
+
+
+def test_a_withdrawal_takes_the_waiting_step_out_of_its_approvers_inbox(pact: Pact) -> None:
+    """On the route of the hand-off it withdraws (its approver's partition), so it never
+    overtakes it."""
+    (
+        pact.upon_receiving("an approval.work withdrawal of the step awaiting a decision", "Async")
+        .given(AWAITS_STEP_2)
+        .with_body(
+            {
+                "requestId": match.int(12),
+                "step": match.int(2),
+                "approverId": match.int(3),
+                "withdrawn": True,
+            },
+            "application/json",
+        )
+        .with_metadata({"exchange": EXCHANGE, "routingKey": partition_routing_key(partition_of(3))})
+    )
+
+    def handle(body: str | bytes | None, metadata: dict[str, object]) -> None:
+        assert body is not None
+        assert metadata["contentType"] == "application/json"
+        withdrawal = parse_message(body.encode() if isinstance(body, str) else body)
+        assert isinstance(withdrawal, WithdrawalMessage)
+        assert (withdrawal.requestId, withdrawal.step, withdrawal.approverId) == (12, 2, 3)
+        key = partition_routing_key(partition_of(withdrawal.approverId))
+        assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, key)
+
+    pact.verify(handle, "Async")

@@ -1,7 +1,7 @@
 """approval-request-service -> notification-service: ``POST /notify`` for each notification
 the request service sends (``approval_result`` on a decision, ``leave_confirmed`` once the
-leave is recorded). The payloads come from the workflow's own builders and go out through
-``services.approval_request.clients.notify``."""
+leave is recorded, ``approval_withdrawn`` on a withdrawal). The payloads come from the
+workflow's own builders and go out through ``services.approval_request.clients.notify``."""
 
 from __future__ import annotations
 
@@ -124,6 +124,33 @@ async def test_a_recorded_leave_notifies_with_leave_confirmed(
             "requestId": match.int(12),
             "finalStatus": match.regex("approved", regex=FINAL_STATUS),
             "title": match.str("연차 신청"),
+        },
+    )
+
+    with pact.serve() as server:
+        delivered = await send_notification(http, str(server.url), notification)
+
+    assert delivered is True
+
+
+async def test_a_withdrawal_notifies_with_approval_withdrawn(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    outcome = workflow.withdraw(DOCUMENT, reason="계획이 바뀌었습니다")
+    assert isinstance(outcome, workflow.Withdrawn)
+    notification = next(e.payload for e in outcome.effects if e.kind == "notify")
+    _notify(
+        pact,
+        "an approval_withdrawn notification",
+        {
+            "employeeId": match.int(1),
+            "type": "approval_withdrawn",
+            "requestId": match.int(12),
+            "step": match.int(2),
+            "approverId": match.int(3),
+            "finalStatus": match.regex("withdrawn", regex=FINAL_STATUS),
+            "title": match.str("연차 신청"),
+            "reason": match.str("계획이 바뀌었습니다"),
         },
     )
 

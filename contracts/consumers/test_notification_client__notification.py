@@ -84,3 +84,26 @@ def test_a_requester_is_told_their_leave_is_recorded(pact: Pact) -> None:
         assert (n.type, n.request_id, n.final_status) == ("leave_confirmed", 12, "approved")
 
     pact.verify(_receive(check), "Async")
+
+
+def test_requester_and_approver_are_told_of_a_withdrawal(pact: Pact) -> None:
+    _pushed(
+        pact,
+        "approval_withdrawn",
+        {
+            "step": match.int(2),
+            "approverId": match.int(3),
+            "finalStatus": match.regex("withdrawn", regex=FINAL_STATUS),
+            "reason": match.str("계획이 바뀌었습니다"),
+        },
+    )
+
+    def check(n: Notification) -> None:
+        assert (n.type, n.step, n.final_status, n.reason) == (
+            "approval_withdrawn",
+            2,
+            "withdrawn",
+            "계획이 바뀌었습니다",
+        )
+
+    pact.verify(_receive(check), "Async")

@@ -95,3 +95,17 @@ def test_a_stored_decision_reaches_every_replica(pact: Pact) -> None:
 def test_a_stored_leave_confirmation_reaches_every_replica(pact: Pact) -> None:
     _entry(pact, "leave_confirmed", {"finalStatus": match.regex("approved", regex=FINAL_STATUS)})
     pact.verify(_read("leave_confirmed"), "Async")
+
+
+def test_a_stored_withdrawal_reaches_every_replica(pact: Pact) -> None:
+    _entry(
+        pact,
+        "approval_withdrawn",
+        {
+            "step": match.int(2),
+            "approverId": match.int(3),
+            "finalStatus": match.regex("withdrawn", regex=FINAL_STATUS),
+            "reason": match.str("계획이 바뀌었습니다"),
+        },
+    )
+    pact.verify(_read("approval_withdrawn"), "Async")

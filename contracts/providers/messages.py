@@ -47,10 +47,20 @@ def published(body: dict[str, Any]) -> tuple[Any, str, str]:
     return message, routing_key, exchange.name
 
 
+def withdrawal_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The withdrawal of the step ``doc`` awaits, as ``workflow.withdraw`` stores it."""
+    outcome = workflow.withdraw(doc, reason=None)
+    assert isinstance(outcome, workflow.Withdrawn), outcome
+    return next(e.payload for e in outcome.effects if e.kind == "withdrawal")
+
+
 def handoff_producer(
-    approvals: Collection[dict[str, Any]], build: Builder = workflow.handoff_message
+    approvals: Collection[dict[str, Any]],
+    build: Builder = workflow.handoff_message,
+    withdrawal: Builder = withdrawal_of,
 ) -> Callable[[str, dict[str, Any] | None], dict[str, Any]]:
-    """Builds the hand-off of the document the interaction's provider state created."""
+    """Builds the hand-off (or, for an interaction described as a withdrawal, the
+    withdrawal) of the document the interaction's provider state created."""
 
     def produce(name: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
         states = (metadata or {}).get("providerStates") or []
@@ -60,7 +70,9 @@ def handoff_producer(
         doc = approvals.find_one({"requestId": int(found.group(1))})
         if doc is None:
             raise LookupError(f"the provider state created no approval request {found.group(1)}")
-        message, routing_key, exchange = published(build(doc))
+        message, routing_key, exchange = published(
+            withdrawal(doc) if "withdrawal" in name else build(doc)
+        )
         return {
             "contents": message.body,
             "content_type": message.content_type,
@@ -96,6 +108,16 @@ NOTIFY_BODIES: dict[str, dict[str, Any]] = {
         "requestId": 12,
         "finalStatus": "approved",
         "title": "연차 신청",
+    },
+    "approval_withdrawn": {
+        "employeeId": 1,
+        "type": "approval_withdrawn",
+        "requestId": 12,
+        "step": 2,
+        "approverId": 3,
+        "finalStatus": "withdrawn",
+        "title": "연차 신청",
+        "reason": "계획이 바뀌었습니다",
     },
 }
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -28,6 +28,7 @@ from services.common import extract_context
 from services.common.limits import Id
 from services.common.messaging import (
     WORK_QUEUE,
+    is_withdrawal,
     json_message,
     partition_of,
     partition_queue,
@@ -54,6 +55,27 @@ class WorkMessage(BaseModel):
     title: str
     content: str
     steps: list[_Step]
+
+
+class WithdrawalMessage(BaseModel):
+    """The request was withdrawn while ``step`` waited for ``approverId``."""
+
+    requestId: Id
+    step: Id
+    approverId: Id
+    withdrawn: Literal[True]
+
+
+def parse_message(body: bytes) -> WorkItem | WithdrawalMessage | None:
+    """A work-route message: a withdrawal, or the work item a hand-off asks for (None if
+    none). Raises ``ValueError`` for a message that is neither."""
+    try:
+        data = orjson.loads(body)
+        if isinstance(data, dict) and is_withdrawal(data):
+            return WithdrawalMessage.model_validate(data)
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(str(exc)) from exc
+    return parse_work_item(body)
 
 
 def parse_work_item(body: bytes) -> WorkItem | None:
@@ -136,6 +158,18 @@ class WorkConsumer:
             item = await self._parsed(message)
             if item is None:
                 return
+            if isinstance(item, WithdrawalMessage):
+                span.set_attributes(
+                    {
+                        "erp.request_id": item.requestId,
+                        "erp.step": item.step,
+                        "erp.employee_id": item.approverId,
+                        "erp.transition": "withdrawn",
+                    }
+                )
+                self._withdraw(item)
+                await message.ack()
+                return
             span.set_attributes(
                 {
                     "erp.request_id": item.requestId,
@@ -150,11 +184,27 @@ class WorkConsumer:
                 await self._tell_approver(held, message)
             await message.ack()
 
-    async def _parsed(self, message: AbstractIncomingMessage) -> WorkItem | None:
-        """The work item a hand-off carries, or None once the message is settled: an
-        unparseable one dead-lettered, a stale one (no step waiting) acked."""
+    def _withdraw(self, withdrawal: WithdrawalMessage) -> None:
+        """Idempotent: a withdrawal of an item not held here (never arrived, decided, or a
+        redelivery) is acknowledged, and its step refused should it still come."""
+        if self.inbox.withdraw(withdrawal.requestId, withdrawal.step, withdrawal.approverId):
+            logger.info(
+                "request %d withdrawn: step %d left approver %d's inbox",
+                withdrawal.requestId,
+                withdrawal.step,
+                withdrawal.approverId,
+            )
+            MESSAGES_CONSUMED.labels("withdrawn").inc()
+        else:
+            MESSAGES_CONSUMED.labels("withdrawn_unheld").inc()
+
+    async def _parsed(
+        self, message: AbstractIncomingMessage
+    ) -> WorkItem | WithdrawalMessage | None:
+        """The work item a hand-off carries, or the withdrawal, or None once the message is
+        settled: an unparseable one dead-lettered, a stale one (no step waiting) acked."""
         try:
-            item = parse_work_item(message.body)
+            item = parse_message(message.body)
         except ValueError as exc:
             logger.error("unparseable approval.work message dead-lettered: %s", exc)
             DEAD_LETTERED.inc()

@@ -38,6 +38,9 @@ class Inbox:
         self._by_approver: dict[int, dict[int, WorkItem]] = {}
         self._by_request: dict[int, WorkItem] = {}
         self._decided: OrderedDict[tuple[int, int], None] = OrderedDict()
+        # (approverId, requestId) of items withdrawn while they waited: the approver's
+        # decision on one is told why it is gone (409), not that it was never there.
+        self._withdrawn: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._remember = remembered_decisions
         self._in_flight: set[tuple[int, int]] = set()
         # Until the rebuild from the source of truth has finished, an inbox may lack items
@@ -70,6 +73,11 @@ class Inbox:
     def find(self, approver_id: int, request_id: int) -> WorkItem | None:
         return self._by_approver.get(approver_id, {}).get(request_id)
 
+    def was_withdrawn(self, approver_id: int, request_id: int) -> bool:
+        """Whether the request was withdrawn while waiting for this approver (as far as this
+        process remembers)."""
+        return (approver_id, request_id) in self._withdrawn
+
     def begin(self, item: WorkItem) -> bool:
         """Claim ``item`` for one decision at a time; False if one is already under way."""
         key = (item.requestId, item.step)
@@ -83,11 +91,28 @@ class Inbox:
 
     def complete(self, item: WorkItem) -> None:
         """The step is decided (or gone upstream): remove it and refuse it from now on."""
-        self._decided[(item.requestId, item.step)] = None
-        while len(self._decided) > self._remember:
-            self._decided.popitem(last=False)
+        self._refuse(item.requestId, item.step)
         if self._by_request.get(item.requestId) is item:
             self._drop(item)
+
+    def withdraw(self, request_id: int, step: int, approver_id: int) -> bool:
+        """The request was withdrawn while ``step`` waited: drop the item if held, and refuse
+        that step from now on (a rebuild or a parked hand-off bringing it back is stale).
+        Whether an item was held."""
+        self._withdrawn[(approver_id, request_id)] = None
+        while len(self._withdrawn) > self._remember:
+            self._withdrawn.popitem(last=False)
+        held = self._by_request.get(request_id)
+        if held is not None and held.step == step:
+            self.complete(held)
+            return True
+        self._refuse(request_id, step)
+        return False
+
+    def _refuse(self, request_id: int, step: int) -> None:
+        self._decided[(request_id, step)] = None
+        while len(self._decided) > self._remember:
+            self._decided.popitem(last=False)
 
     def _drop(self, item: WorkItem) -> None:
         del self._by_request[item.requestId]

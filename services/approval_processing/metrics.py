@@ -10,7 +10,8 @@ CONSUMER_CONNECTED = Gauge(
 MESSAGES_CONSUMED = Counter(
     "erp_amqp_messages_consumed_total",
     "approval.work messages handled, by outcome (held, duplicate, stale, retried, moved: "
-    "taken from the unpartitioned queue to its partition).",
+    "taken from the unpartitioned queue to its partition; withdrawn: a withdrawal that "
+    "took its item out, withdrawn_unheld: one for an item not held here).",
     ["outcome"],
 )
 DEAD_LETTERED = Counter(

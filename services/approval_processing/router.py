@@ -20,6 +20,8 @@ from services.common.limits import PathId
 router = APIRouter(prefix="/process", tags=["processing"])
 
 NO_ITEM = "No pending approval found for this approver"
+# approval-request-service's text for a decision on a withdrawn request.
+WITHDRAWN = "Approval request was withdrawn"
 REBUILDING = (
     "Inboxes are being rebuilt from approval-request-service after a start; try again shortly"
 )
@@ -104,6 +106,9 @@ async def decide(
     inbox = _inbox(request)
     item = inbox.find(approver_id, request_id)
     if item is None:
+        if inbox.was_withdrawn(approver_id, request_id):
+            DECISIONS_SUBMITTED.labels(body.action, "conflict").inc()
+            raise HTTPException(409, WITHDRAWN)
         raise HTTPException(404, NO_ITEM)
     if not inbox.begin(item):
         raise HTTPException(409, "A decision on this approval is already in progress")

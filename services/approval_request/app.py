@@ -43,6 +43,10 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         await publisher.publish(payload)
         return []
 
+    async def withdrawal(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        await publisher.publish(payload)
+        return []
+
     async def notify(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
         try:
             await send_notification(app.state.http, settings.notification_service_url, payload)
@@ -87,6 +91,7 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         "leave": leave,
         "leave_hold": leave_hold,
         "leave_release": leave_release,
+        "withdrawal": withdrawal,
     }
 
 

@@ -10,6 +10,11 @@ DECISIONS = Counter(
     "Decisions applied, by step outcome and the final status they led to.",
     ["outcome", "final_status"],
 )
+WITHDRAWALS = Counter(
+    "erp_approval_withdrawals_total",
+    "Requests withdrawn by their requester or an admin, by request type and by whom.",
+    ["type", "by"],
+)
 COMPLETION = Histogram(
     "erp_approval_completion_seconds",
     "Time from an approval's creation to its final status.",

@@ -1,5 +1,6 @@
-"""Publishes approval hand-offs to RabbitMQ with publisher confirms and trace context, each
-to the partition of the approver it waits for (docs/decisions.md D22)."""
+"""Publishes approval hand-offs (and withdrawals, on the same route) to RabbitMQ with
+publisher confirms and trace context, each to the partition of the approver it waits for
+(docs/decisions.md D22)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from services.common.messaging import (
     connect,
     declare_partitions,
     declare_topology,
-    handoff_partition,
     json_message,
+    message_partition,
     partition_routing_key,
 )
 from services.common.telemetry import call_attributes, ending
@@ -59,7 +60,7 @@ class WorkPublisher:
     async def publish(self, body: dict[str, Any]) -> None:
         if self.exchange is None:
             raise DependencyUnavailable("rabbitmq")
-        routing_key = partition_routing_key(handoff_partition(body))
+        routing_key = partition_routing_key(message_partition(body))
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "rabbitmq",
             "messaging.destination.name": EXCHANGE,

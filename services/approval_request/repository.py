@@ -620,7 +620,7 @@ class ApprovalRepository:
         self,
         *,
         doc: Document,
-        index: int,
+        index: int | None,
         changes: Mapping[str, Any],
         effects: Mapping[str, Document],
         now: datetime,
@@ -634,7 +634,9 @@ class ApprovalRepository:
         this process holds it, the write hands the document as written back for that relay.
         Both are judged on ``doc``, which the claim proves current: a relay that gave the
         lease back just before is seen to have done so, whatever it still believes.
-        ``history`` is appended to the document's ``history`` by the same write.
+        ``history`` is appended to the document's ``history`` by the same write. ``index``
+        is the step the change was judged to find pending (``None``: a change that needs
+        no pending step, such as cancelling an approved leave).
         ``after`` is ``doc`` as the decision leaves it (remembered for the next decision when
         the write hands nothing back)."""
         request_id, version = doc["requestId"], doc["version"]
@@ -650,7 +652,9 @@ class ApprovalRepository:
         }
         if history:
             update["$push"] = {"history": {"$each": list(history)}}
-        also: dict[str, Any] = {"version": version, f"steps.{index}.status": "pending"}
+        also: dict[str, Any] = {"version": version}
+        if index is not None:
+            also[f"steps.{index}.status"] = "pending"
         if effects:
             sets["outboxOpen"] = True
             update["$min"] = {"effectsDueAt": now}

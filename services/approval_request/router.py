@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
 from services.approval_request import service, workflow
 from services.approval_request.deps import ApprovalsDep, FindMissingDep, LeavesDep, RelayDep
@@ -17,6 +17,7 @@ from services.approval_request.schemas import (
     FinalStatus,
     RequestType,
     WaitingStep,
+    Withdrawal,
 )
 from services.common.auth import CurrentPrincipal, Principal, ServiceCaller, require_self_or_admin
 from services.common.limits import MAX_ID, PathId
@@ -164,6 +165,38 @@ async def waiting_steps(
             )
         )
     return result
+
+
+@router.post(
+    "/{request_id}/withdraw",
+    response_model=ApprovalDocument,
+    responses={403: {}, 404: {}, 409: {}},
+)
+async def withdraw_approval(
+    principal: CurrentPrincipal,
+    request_id: PathId,
+    approvals: ApprovalsDep,
+    relay: RelayDep,
+    body: Annotated[Withdrawal | None, Body()] = None,
+) -> Any:
+    """The requester (or an admin) takes back a request still ``pending`` or
+    ``in_progress``: it becomes ``withdrawn``, its waiting step leaves the approver's inbox,
+    the requester and that approver are told (``approval_withdrawn``), and a LEAVE
+    request's reserved days are released. A decision stored first wins (this call is then
+    409), as a withdrawal stored first makes the decision 409. Once final: 409 ``Request can
+    no longer be withdrawn``."""
+    outcome, stored = await service.withdraw(
+        repository=approvals,
+        request_id=request_id,
+        actor=principal,
+        reason=body.reason if body is not None else None,
+        relay_holds=relay.holds,
+    )
+    if isinstance(outcome, workflow.Refused):
+        raise HTTPException(outcome.status_code, outcome.detail)
+    if stored is not None:
+        relay.kick(stored)
+    return await approvals.get(request_id, public=True)
 
 
 @router.get("/{request_id}", response_model=ApprovalDocument, responses={404: {}})

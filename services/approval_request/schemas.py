@@ -34,6 +34,12 @@ class FinalStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     APPROVED = "approved"
     REJECTED = "rejected"
+    # Taken back by its requester (or an admin) before a final decision.
+    WITHDRAWN = "withdrawn"
+
+
+# A withdrawal's why (any Unicode, kept as sent).
+REASON_MAX = COMMENT_MAX
 
 
 def day_count(days: float) -> int | float:
@@ -107,6 +113,7 @@ class HistoryEvent(StrEnum):
     ASSIGNED = "assigned"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
 
 
 def _absent_when_none(value: object) -> bool:
@@ -150,6 +157,14 @@ class Decision(BaseModel):
     approverId: Id
     status: Literal["approved", "rejected"]
     comment: Comment | None = None
+
+
+class Withdrawal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=REASON_MAX)] | None = Field(
+        default=None, description="Why, in at most 1,000 characters; kept in the history."
+    )
 
 
 class WaitingStep(BaseModel):

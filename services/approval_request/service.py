@@ -12,11 +12,17 @@ from opentelemetry import trace
 
 from services.approval_request import workflow
 from services.approval_request.clients.employee import ReservationRefused
-from services.approval_request.metrics import APPROVALS_CREATED, COMPLETION, DECISIONS
+from services.approval_request.metrics import (
+    APPROVALS_CREATED,
+    COMPLETION,
+    DECISIONS,
+    WITHDRAWALS,
+)
 from services.approval_request.outbox import stored_effects
 from services.approval_request.repository import ApprovalRepository, StoredWrite
 from services.approval_request.schemas import ApprovalCreate, Decision, FinalStatus, RequestType
 from services.common import current_traceparent
+from services.common.auth import Principal
 from services.common.telemetry import traceparent_context
 
 logger = logging.getLogger(__name__)
@@ -26,6 +32,9 @@ FindMissing = Callable[[Iterable[int]], Awaitable[list[int]]]
 # employee-service's 409 for leave that overlaps another request; its other 409s of a
 # reservation say that the request id is in use there.
 OVERLAP_REFUSAL = "Leave overlaps request "
+FORBIDDEN_WITHDRAWAL = workflow.Refused(
+    403, "Only its requester or an admin may withdraw a request"
+)
 
 
 class LeaveReservations(Protocol):
@@ -178,18 +187,25 @@ def _label_decision(doc: dict[str, Any], decision: Decision) -> None:
     """The decision's request span (``POST /approvals/internal/result``) names the request,
     step, approver and decision, and links to the trace that created the request, so one
     can go from "approved by step 2" to "requested by"."""
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return
-    span.set_attributes(
+    _label_transition(
+        doc,
         {
             "erp.request_id": decision.requestId,
             "erp.step": decision.step,
             "erp.employee_id": decision.approverId,
             "erp.request_type": doc["requestType"],
             "erp.decision": decision.status,
-        }
+        },
     )
+
+
+def _label_transition(doc: dict[str, Any], attributes: dict[str, Any]) -> None:
+    """The transition's request span carries ``attributes`` and links to the trace that
+    created the request."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attributes(attributes)
     created = trace.get_current_span(traceparent_context(doc.get("createdTraceparent")))
     if created.get_span_context().is_valid:
         span.add_link(created.get_span_context(), {"erp.link": "created_by"})
@@ -257,5 +273,60 @@ async def decide(
             COMPLETION.labels(outcome.final_status.value).observe(
                 (now - doc["createdAt"]).total_seconds()
             )
+        return outcome, stored
+    return workflow.Refused(409, "The approval request is changing too fast, try again"), None
+
+
+async def withdraw(
+    *,
+    repository: ApprovalRepository,
+    request_id: int,
+    actor: Principal,
+    reason: str | None,
+    relay_holds: Callable[[int], bool] | None = None,
+) -> tuple[workflow.Withdrawn | workflow.Refused, StoredWrite | None]:
+    """Withdraws an open request atomically, as ``decide`` applies a decision: a decision or
+    another withdrawal stored first makes the claim fail, and the withdrawal is judged again
+    on what they left (a final request: refused). Only the requester or an admin may."""
+    labelled = False
+    for _ in range(MAX_DECISION_ATTEMPTS):
+        doc = await repository.get(request_id)
+        if doc is None:
+            return workflow.NOT_FOUND, None
+        if not (actor.is_admin or actor.employee_id == doc["requesterId"]):
+            return FORBIDDEN_WITHDRAWAL, None
+        if not labelled:
+            _label_transition(
+                doc,
+                {
+                    "erp.request_id": request_id,
+                    "erp.employee_id": actor.employee_id or 0,
+                    "erp.request_type": doc["requestType"],
+                    "erp.transition": "withdrawn",
+                },
+            )
+            labelled = True
+        outcome = workflow.withdraw(doc, reason=reason)
+        if isinstance(outcome, workflow.Refused):
+            return outcome, None
+        now = datetime.now(UTC)
+        actor_id = actor.employee_id if actor.employee_id is not None else 0
+        stored = await repository.apply(
+            doc=doc,
+            index=outcome.index,
+            changes=workflow.WITHDRAWAL_CHANGES,
+            history=workflow.withdrawal_history(doc, actor_id, reason, now),
+            effects=stored_effects(outcome.effects, now=now),
+            now=now,
+            relay_holds=relay_holds,
+        )
+        if stored is None:
+            continue
+        by = "requester" if actor.employee_id == doc["requesterId"] else "admin"
+        logger.info("approval %d withdrawn by employee %s (%s)", request_id, actor_id, by)
+        WITHDRAWALS.labels(doc["requestType"], by).inc()
+        COMPLETION.labels(FinalStatus.WITHDRAWN.value).observe(
+            (now - doc["createdAt"]).total_seconds()
+        )
         return outcome, stored
     return workflow.Refused(409, "The approval request is changing too fast, try again"), None

@@ -18,8 +18,9 @@ from services.approval_request.schemas import (
 )
 
 # "leave" confirms a LEAVE request's reserved days; "leave_hold" keeps them reserved once
-# the request is stored, "leave_release" frees them when it is rejected.
-EffectKind = Literal["handoff", "notify", "leave", "leave_hold", "leave_release"]
+# the request is stored, "leave_release" frees them when it is rejected or withdrawn.
+# "withdrawal" takes the waiting step out of its approver's inbox (the hand-off's route).
+EffectKind = Literal["handoff", "notify", "leave", "leave_hold", "leave_release", "withdrawal"]
 Document = dict[str, Any]
 
 
@@ -56,6 +57,17 @@ Outcome = Applied | Replay | Refused
 
 NOT_FOUND = Refused(404, "Approval request not found")
 STEP_NOT_FOUND = Refused(400, "Matching approval step not found")
+NOT_WITHDRAWABLE = Refused(409, "Request can no longer be withdrawn")
+WAS_WITHDRAWN = Refused(409, "Approval request was withdrawn")
+OPEN = (FinalStatus.PENDING, FinalStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """A withdrawal to store: the step that was waiting (``index``) and what it implies."""
+
+    index: int
+    effects: list[Effect]
 
 
 def creation_error(body: ApprovalCreate) -> str | None:
@@ -95,6 +107,7 @@ def history_entry(
     *,
     step: int | None = None,
     comment: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """One ``history`` entry as stored; fields without a value are left out."""
     entry: dict[str, Any] = {"at": at, "actor": actor, "event": event.value}
@@ -102,6 +115,8 @@ def history_entry(
         entry["step"] = step
     if comment is not None:
         entry["comment"] = comment
+    if reason is not None:
+        entry["reason"] = reason
     return entry
 
 
@@ -143,7 +158,7 @@ def creation_effects(doc: Document) -> list[Effect]:
 
 def awaiting_index(doc: Document) -> int | None:
     """Position of the step a decision is expected for, or None once the request is final."""
-    if doc["finalStatus"] in (FinalStatus.APPROVED, FinalStatus.REJECTED):
+    if doc["finalStatus"] not in OPEN:
         return None
     for index, step in enumerate(doc["steps"]):
         if step["status"] == StepStatus.PENDING:
@@ -171,6 +186,8 @@ def decide(doc: Document, decision: Decision) -> Outcome:
     if current != StepStatus.PENDING:
         return Refused(409, f"Step {decision.step} was already {current}")
     if index != awaiting_index(doc):
+        if doc["finalStatus"] == FinalStatus.WITHDRAWN:
+            return WAS_WITHDRAWN
         if doc["finalStatus"] == FinalStatus.REJECTED:
             return Refused(409, "Approval request was already rejected")
         return Refused(409, f"Step {decision.step} is not the step awaiting a decision")
@@ -235,6 +252,58 @@ def after_decision(doc: Document, applied: Applied, now: datetime) -> Document:
         "version": doc["version"] + 1,
         "updatedAt": now,
     }
+
+
+def withdraw(doc: Document, *, reason: str | None) -> Withdrawn | Refused:
+    """Withdraw an open request: its waiting step leaves the approver's inbox (a message on
+    the hand-off's own partition, so it can never overtake that hand-off), the requester and
+    that approver are told, and a LEAVE request's reserved days are released. Once final
+    (a decision, or an earlier withdrawal, got there first) it is refused."""
+    index = awaiting_index(doc)
+    if index is None:
+        return NOT_WITHDRAWABLE
+    step = doc["steps"][index]
+    notification: dict[str, Any] = {
+        "type": "approval_withdrawn",
+        "requestId": doc["requestId"],
+        "step": step["step"],
+        "approverId": step["approverId"],
+        "finalStatus": FinalStatus.WITHDRAWN.value,
+        "title": doc["title"],
+    }
+    if reason is not None:
+        notification["reason"] = reason
+    effects = [
+        Effect("withdrawal", withdrawal_message(doc["requestId"], step)),
+        Effect("notify", {"employeeId": doc["requesterId"], **notification}),
+        Effect("notify", {"employeeId": step["approverId"], **notification}),
+    ]
+    if doc["requestType"] == RequestType.LEAVE:
+        effects.append(Effect("leave_release", {"requestId": doc["requestId"]}))
+    return Withdrawn(index, effects)
+
+
+def withdrawal_message(request_id: int, step: dict[str, Any]) -> dict[str, Any]:
+    """The message that takes a withdrawn step out of its approver's inbox; routed, like a
+    hand-off, to the partition of ``approverId``. The one builder production and contracts
+    both use."""
+    return {
+        "requestId": request_id,
+        "step": step["step"],
+        "approverId": step["approverId"],
+        "withdrawn": True,
+    }
+
+
+# What a withdrawal sets (``version`` aside); the waiting step stays ``pending``: nobody
+# decided it.
+WITHDRAWAL_CHANGES = {"finalStatus": FinalStatus.WITHDRAWN.value}
+
+
+def withdrawal_history(
+    doc: Document, actor: int, reason: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    return [history_entry(now, actor, HistoryEvent.WITHDRAWN, reason=reason)]
 
 
 def leave_reservation(request_id: int, body: ApprovalCreate) -> dict[str, Any]:

@@ -115,6 +115,20 @@ def handoff_partition(body: Mapping[str, Any]) -> int:
     return partition_of(int(min(pending, key=lambda s: s["step"])["approverId"]))
 
 
+def is_withdrawal(body: Mapping[str, Any]) -> bool:
+    """A withdrawal takes a waiting step out of its approver's inbox; any other message on
+    the work route is a hand-off."""
+    return body.get("withdrawn") is True
+
+
+def message_partition(body: Mapping[str, Any]) -> int:
+    """The partition of a work-route message: a withdrawal goes where the hand-off of its
+    step went (its approver's), so per-approver order keeps it behind that hand-off."""
+    if is_withdrawal(body):
+        return partition_of(int(body["approverId"]))
+    return handoff_partition(body)
+
+
 async def declare_partitions(
     channel: AbstractChannel, partitions: Iterable[int] = range(PARTITIONS)
 ) -> dict[int, AbstractQueue]:

@@ -36,6 +36,7 @@ class Notification(BaseModel):
     step_status: str | None = None
     title: str | None = None
     comment: str | None = None
+    reason: str | None = None
     traceparent: str | None = None
 
 

@@ -21,7 +21,12 @@ from services.notification.metrics import DROPPED_CONNECTIONS
 from services.notification.settings import NotificationSettings
 from services.notification.stream import NotificationStream
 
-NotificationType = Literal["approval_assigned", "approval_result", "leave_confirmed"]
+NotificationType = Literal[
+    "approval_assigned",
+    "approval_result",
+    "leave_confirmed",
+    "approval_withdrawn",
+]
 
 MESSAGE_TOO_BIG = Closure(1009, "message too big", "message_too_big")
 TOO_MANY_MESSAGES = Closure(1008, "too many messages", "rate_limited")
@@ -60,6 +65,9 @@ class NotifyRequest(BaseModel):
     title: str | None = Field(default=None, max_length=200)
     # An approver's comment on the decision (``approval_result``).
     comment: str | None = Field(default=None, max_length=1000)
+    # Why a request was withdrawn or a leave cancelled (``approval_withdrawn``,
+    # ``leave_cancelled``).
+    reason: str | None = Field(default=None, max_length=1000)
     # Used only when this request carries no trace context of its own.
     traceparent: str | None = Field(default=None, max_length=128)
 

@@ -83,3 +83,39 @@ async def test_drain_waits_for_the_delivery_being_handled() -> None:
     assert await draining == 0
     assert delivery.acked
     assert handling.done()
+
+
+WITHDRAWAL = {"requestId": 41, "step": 1, "approverId": 7, "withdrawn": True}
+
+
+async def test_a_withdrawal_takes_the_held_item_out_and_a_parked_hand_off_stays_out() -> None:
+    notify = SlowNotify()
+    notify.release.set()
+    inbox = Inbox(remembered_decisions=10)
+    consumer = WorkConsumer(inbox, notify)
+    await consumer.handle(as_message(Delivery()))
+    assert [i.requestId for i in inbox.pending(7)] == [41]
+
+    withdrawal = Delivery(body=orjson.dumps(WITHDRAWAL))
+    await consumer.handle(as_message(withdrawal))
+    # The hand-off again (parked for a retry before the withdrawal): stale now.
+    await consumer.handle(as_message(Delivery()))
+
+    assert withdrawal.acked
+    assert inbox.pending(7) == []
+    assert inbox.was_withdrawn(7, 41)
+    assert len(notify.calls) == 1
+
+
+async def test_a_withdrawal_of_an_item_not_held_is_acknowledged_and_forgotten() -> None:
+    notify = SlowNotify()
+    inbox = Inbox(remembered_decisions=10)
+    consumer = WorkConsumer(inbox, notify)
+    first, again = (Delivery(body=orjson.dumps(WITHDRAWAL)) for _ in range(2))
+
+    await consumer.handle(as_message(first))
+    await consumer.handle(as_message(again))
+
+    assert (first.acked, again.acked) == (True, True)
+    assert len(inbox) == 0
+    assert notify.calls == []

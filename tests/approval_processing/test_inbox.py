@@ -5,7 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from services.approval_processing.consumer import parse_work_item
+from services.approval_processing.consumer import (
+    WithdrawalMessage,
+    parse_message,
+    parse_work_item,
+)
 from services.approval_processing.inbox import Inbox, WorkItem
 
 
@@ -37,6 +41,40 @@ def test_a_decided_step_never_comes_back() -> None:
     inbox.complete(held)
     assert inbox.add(item(1)) is None
     assert inbox.pending(2) == []
+
+
+def test_a_withdrawn_item_leaves_and_a_rebuild_cannot_bring_it_back() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    inbox.add(item(1))
+    assert inbox.withdraw(1, 1, 2)
+    assert inbox.pending(2) == []
+    assert inbox.add(item(1)) is None
+    assert inbox.was_withdrawn(2, 1)
+    assert not inbox.was_withdrawn(3, 1)
+
+
+def test_a_withdrawal_before_its_item_arrives_keeps_the_item_out() -> None:
+    """A rebuild may read a request as waiting just before its withdrawal is consumed."""
+    inbox = Inbox(remembered_decisions=10)
+    assert not inbox.withdraw(1, 1, 2)
+    assert inbox.add(item(1)) is None
+    assert len(inbox) == 0
+
+
+def test_a_withdrawal_of_an_earlier_step_leaves_a_later_one_held() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    later = inbox.add(item(1, step=2))
+    assert not inbox.withdraw(1, 1, 2)
+    assert inbox.pending(2) == [later]
+
+
+def test_the_parser_tells_a_withdrawal_from_a_hand_off() -> None:
+    parsed = parse_message(
+        orjson.dumps({"requestId": 4, "step": 2, "approverId": 9, "withdrawn": True})
+    )
+    assert parsed == WithdrawalMessage(requestId=4, step=2, approverId=9, withdrawn=True)
+    with pytest.raises(ValueError, match="step"):
+        parse_message(orjson.dumps({"requestId": 4, "withdrawn": True}))
 
 
 def test_a_later_step_replaces_a_stale_earlier_one() -> None:

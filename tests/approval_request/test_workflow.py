@@ -209,3 +209,54 @@ def test_a_new_request_records_its_creation_and_first_assignment_by_the_requeste
         {"at": now, "actor": 1, "event": "created"},
         {"at": now, "actor": 1, "event": "assigned", "step": 1},
     ]
+
+
+def test_a_withdrawal_takes_the_waiting_step_out_and_tells_requester_and_approver() -> None:
+    outcome = workflow.withdraw(doc("approved", "pending", final="in_progress"), reason="왜")
+    assert isinstance(outcome, workflow.Withdrawn)
+    assert outcome.index == 1
+    assert [e.kind for e in outcome.effects] == ["withdrawal", "notify", "notify"]
+    assert outcome.effects[0].payload == {
+        "requestId": 7,
+        "step": 2,
+        "approverId": 3,
+        "withdrawn": True,
+    }
+    told = [e.payload for e in outcome.effects[1:]]
+    assert [n["employeeId"] for n in told] == [1, 3]
+    assert {(n["type"], n["finalStatus"], n["reason"]) for n in told} == {
+        ("approval_withdrawn", "withdrawn", "왜")
+    }
+
+
+def test_a_withdrawn_leave_releases_its_days() -> None:
+    outcome = workflow.withdraw(doc("pending", kind="LEAVE"), reason=None)
+    assert isinstance(outcome, workflow.Withdrawn)
+    assert [e.kind for e in outcome.effects][-1] == "leave_release"
+    assert all("reason" not in e.payload for e in outcome.effects)
+
+
+def test_a_final_request_can_no_longer_be_withdrawn() -> None:
+    for final, steps in [
+        ("approved", ("approved",)),
+        ("rejected", ("rejected", "pending")),
+        ("withdrawn", ("pending",)),
+    ]:
+        assert workflow.withdraw(doc(*steps, final=final), reason=None) == workflow.Refused(
+            409, "Request can no longer be withdrawn"
+        )
+
+
+def test_a_decision_after_the_withdrawal_is_refused() -> None:
+    withdrawn = doc("approved", "pending", final="withdrawn")
+    assert workflow.awaiting_index(withdrawn) is None
+    assert workflow.decide(withdrawn, decision(2)) == workflow.Refused(
+        409, "Approval request was withdrawn"
+    )
+
+
+def test_the_withdrawal_history_names_who_and_why() -> None:
+    now = datetime.now(UTC)
+    assert workflow.withdrawal_history(doc("pending"), 1, "plans changed", now) == [
+        {"at": now, "actor": 1, "event": "withdrawn", "reason": "plans changed"}
+    ]

@@ -175,6 +175,8 @@ def _ws(stack: Stack, employee_id: int) -> str:
 
 async def _credentials(request: httpx.Request) -> None:
     """An approver reads and decides their own inbox; an administrator does the rest."""
+    if "authorization" in request.headers:
+        return
     path = request.url.path
     if path.startswith("/process/"):
         request.headers.update(as_user(int(path.split("/")[2])))
@@ -216,6 +218,18 @@ async def _approve_two_step_request(
     await _eventually(approved, f"request {request_id} approved")
 
 
+async def _withdraw_a_request(
+    client: httpx.AsyncClient, stack: Stack, requester: int, approver: int
+) -> None:
+    """A 1-step GENERAL request withdrawn by its requester."""
+    approvals = f"{stack.url('approval_request')}/approvals"
+    created = await client.post(approvals, json=factories.approval_body(requester, [approver]))
+    assert created.status_code == 201, created.text
+    request_id = created.json()["requestId"]
+    withdrawn = await client.post(f"{approvals}/{request_id}/withdraw", headers=as_user(requester))
+    assert withdrawn.status_code == 200, withdrawn.text
+
+
 async def _assignment_pushed(socket: ClientConnection, request_id: int) -> None:
     while True:
         message = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE_SECONDS))
@@ -255,12 +269,14 @@ async def prometheus(prometheus_url: str, stack: Stack) -> AsyncIterator[Prometh
                 "sum(erp_approval_completion_seconds_count)": 0.0,
                 'sum(erp_processing_decisions_total{result="applied"})': 0.0,
                 'sum(erp_websocket_dropped_connections_total{reason="message_too_big"})': 0.0,
+                "sum(erp_approval_withdrawals_total)": 0.0,
             }
             for expr in milestones:
                 milestones[expr] = await prom.total(expr)
             for _ in range(2):
                 approvers = {first: first_socket, second: second_socket}
                 await _approve_two_step_request(client, stack, requester, approvers)
+                await _withdraw_a_request(client, stack, requester, first)
                 await _send_oversized_message(stack, requester)
                 milestones = {expr: value + 1 for expr, value in milestones.items()}
                 for expr, value in milestones.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support import factories
+from tests.support.auth import as_user
 from tests.support.pipeline import final_status, item_arrives, listening
 from tests.support.stack import Stack
 from tests.support.traces import Trace, fetch_trace, new_traceparent
@@ -105,6 +106,54 @@ async def test_decision_trace_reaches_the_outbox_deliveries_and_links_to_the_cre
     assert len(delivered) >= 2  # requester and approver
     assert all(trace.spans[n.parent].service == ARS for n in delivered)
     assert {trace.descends(n, result) for n in notified} == {True}
+
+
+async def test_withdrawal_trace_reaches_the_inbox_and_the_notifications_and_links_to_the_creation(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    creation_id, creation_header = new_traceparent()
+    created = await client.post(
+        f"{approvals_url}/approvals",
+        headers=creation_header,
+        json=factories.approval_body(requester, [approver]),
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, approver, request_id)
+
+    trace_id, header = new_traceparent()
+    withdrawn = await client.post(
+        f"{approvals_url}/approvals/{request_id}/withdraw", headers={**header, **as_user(requester)}
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    def complete(trace: Trace) -> bool:
+        return len(trace.named(NS, "POST /notify")) >= 2 and bool(
+            trace.named(APS, "approval.work process")
+        )
+
+    trace = await fetch_trace(trace_id, until=complete)
+    server = trace.one(ARS, "POST /approvals/{request_id}/withdraw")
+    assert (server.tags["erp.request_id"], server.tags["erp.transition"]) == (
+        request_id,
+        "withdrawn",
+    )
+    assert server.tags["erp.employee_id"] == requester
+    assert any(link[0] == creation_id for link in server.links)
+    writes = trace.named(ARS, ".update") + trace.named(ARS, ".findAndModify")
+    assert any(trace.descends(s, server) for s in writes)
+    # The withdrawal message, on the hand-off's route, consumed in this trace.
+    publish = trace.one(ARS, "approval publish")
+    assert (publish.tags["erp.effect"], trace.descends(publish, server)) == ("withdrawal", True)
+    consume = trace.one(APS, "approval.work process")
+    assert consume.parent == publish.span_id
+    assert consume.tags["erp.transition"] == "withdrawn"
+    notified = trace.named(NS, "POST /notify")
+    assert {trace.spans[n.parent].tags.get("erp.effect") for n in notified} == {"notify"}
+    assert {trace.descends(n, server) for n in notified} == {True}
 
 
 async def test_final_leave_approval_trace_reaches_the_sql_update(
