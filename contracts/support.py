@@ -20,7 +20,7 @@ ISO_DATE = "%Y-%m-%d"
 BEARER = r"^Bearer [A-Za-z0-9._~+/=-]+$"
 STEP_STATUS = r"^(pending|approved|rejected)$"
 DECISION = r"^(approved|rejected)$"
-FINAL_STATUS = r"^(pending|in_progress|approved|rejected|withdrawn)$"
+FINAL_STATUS = r"^(pending|in_progress|approved|rejected|withdrawn|cancelled)$"
 
 
 @dataclass(frozen=True)

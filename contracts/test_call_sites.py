@@ -33,12 +33,14 @@ STREAM_ENTRIES = (
     "a notification-stream entry for approval_result",
     "a notification-stream entry for leave_confirmed",
     "a notification-stream entry for approval_withdrawn",
+    "a notification-stream entry for leave_cancelled",
 )
 PUSHES = (
     "a pushed approval_assigned notification",
     "a pushed approval_result notification",
     "a pushed leave_confirmed notification",
     "a pushed approval_withdrawn notification",
+    "a pushed leave_cancelled notification",
 )
 WITHDRAWALS = ("an approval.work withdrawal of the step awaiting a decision",)
 
@@ -77,6 +79,13 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
             "the release of a request that has no reservation",
         ),
     ),
+    ("services/approval_request/clients/employee.py", "cancel_leave"): (
+        AR_EMPLOYEE,
+        (
+            "the cancellation of an approved leave",
+            "the cancellation of a request that has no leave record",
+        ),
+    ),
     ("services/approval_request/clients/notify.py", "send_notification"): (
         AR_NOTIFICATION,
         (
@@ -84,6 +93,7 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
             "an approval_result notification with the approver's comment",
             "a leave_confirmed notification",
             "an approval_withdrawn notification",
+            "a leave_cancelled notification",
         ),
     ),
     ("services/approval_request/app.py", "_deliverers.handoff"): (AP_REQUEST, HANDOFFS),

@@ -17,6 +17,7 @@ from services.approval_request import service, workflow
 from services.approval_request.clients.employee import (
     LeaveRefused,
     ReservationRefused,
+    cancel_leave,
     hold_leave,
     missing_employees,
     record_approved_leave,
@@ -172,7 +173,7 @@ async def test_recording_a_leave_of_an_unknown_employee_is_refused(
 RESERVATIONS = "/leaves/internal/reservations"
 # What a held or released reservation looks like to the request service, which reads its
 # status only; a new one's count and code are what it stores.
-RESERVATION_STATUS = r"^(tentative|held|approved|released|expired)$"
+RESERVATION_STATUS = r"^(tentative|held|approved|released|expired|cancelled)$"
 
 
 def _leave_request(employee_id: int, start: str, end: str) -> ApprovalCreate:
@@ -315,3 +316,41 @@ async def test_releasing_a_request_never_reserved_finds_nothing_to_release(
         released = await release_leave(http, str(server.url), 55)
 
     assert not released
+
+
+async def test_cancelling_an_approved_leave_gives_its_days_back(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = [
+        "employee 12 has leave from 2027-03-02 to 2027-03-04 approved for approval request 56"
+    ]
+    _step(pact, "the cancellation of an approved leave", states, 56, "cancel").will_respond_with(
+        200
+    ).with_body(
+        {
+            "requestId": match.int(56),
+            "status": match.regex("cancelled", regex=RESERVATION_STATUS),
+        },
+        "application/json",
+    )
+
+    with pact.serve() as server:
+        cancelled = await cancel_leave(http, str(server.url), 56)
+
+    assert cancelled
+
+
+async def test_cancelling_a_request_with_no_leave_record_finds_nothing_to_cancel(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    states = ["no leave is recorded for approval request 57"]
+    _step(
+        pact, "the cancellation of a request that has no leave record", states, 57, "cancel"
+    ).will_respond_with(404).with_body(
+        {"detail": match.str("Reservation not found")}, "application/json"
+    )
+
+    with pact.serve() as server:
+        cancelled = await cancel_leave(http, str(server.url), 57)
+
+    assert not cancelled

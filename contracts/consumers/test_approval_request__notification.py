@@ -1,10 +1,12 @@
 """approval-request-service -> notification-service: ``POST /notify`` for each notification
 the request service sends (``approval_result`` on a decision, ``leave_confirmed`` once the
-leave is recorded, ``approval_withdrawn`` on a withdrawal). The payloads come from the
+leave is recorded, ``approval_withdrawn`` on a withdrawal, ``leave_cancelled`` once a
+cancelled leave's days are back). The payloads come from the
 workflow's own builders and go out through ``services.approval_request.clients.notify``."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -151,6 +153,32 @@ async def test_a_withdrawal_notifies_with_approval_withdrawn(
             "finalStatus": match.regex("withdrawn", regex=FINAL_STATUS),
             "title": match.str("연차 신청"),
             "reason": match.str("계획이 바뀌었습니다"),
+        },
+    )
+
+    with pact.serve() as server:
+        delivered = await send_notification(http, str(server.url), notification)
+
+    assert delivered is True
+
+
+async def test_a_cancelled_leave_notifies_with_leave_cancelled(
+    pact: Pact, http: aiohttp.ClientSession
+) -> None:
+    approved = {**DOCUMENT, "finalStatus": "approved"}
+    effects = workflow.cancel(approved, today=date(2026, 11, 30), reason="일정 변경")
+    assert isinstance(effects, list)
+    notification = workflow.leave_cancelled_notification(effects[0].payload, approved)
+    _notify(
+        pact,
+        "a leave_cancelled notification",
+        {
+            "employeeId": match.int(1),
+            "type": "leave_cancelled",
+            "requestId": match.int(12),
+            "finalStatus": match.regex("cancelled", regex=FINAL_STATUS),
+            "title": match.str("연차 신청"),
+            "reason": match.str("일정 변경"),
         },
     )
 

@@ -107,3 +107,19 @@ def test_requester_and_approver_are_told_of_a_withdrawal(pact: Pact) -> None:
         )
 
     pact.verify(_receive(check), "Async")
+
+
+def test_a_requester_is_told_their_leave_is_cancelled(pact: Pact) -> None:
+    _pushed(
+        pact,
+        "leave_cancelled",
+        {
+            "finalStatus": match.regex("cancelled", regex=FINAL_STATUS),
+            "reason": match.str("일정 변경"),
+        },
+    )
+
+    def check(n: Notification) -> None:
+        assert (n.type, n.final_status, n.reason) == ("leave_cancelled", "cancelled", "일정 변경")
+
+    pact.verify(_receive(check), "Async")

@@ -109,3 +109,15 @@ def test_a_stored_withdrawal_reaches_every_replica(pact: Pact) -> None:
         },
     )
     pact.verify(_read("approval_withdrawn"), "Async")
+
+
+def test_a_stored_leave_cancellation_reaches_every_replica(pact: Pact) -> None:
+    _entry(
+        pact,
+        "leave_cancelled",
+        {
+            "finalStatus": match.regex("cancelled", regex=FINAL_STATUS),
+            "reason": match.str("일정 변경"),
+        },
+    )
+    pact.verify(_read("leave_cancelled"), "Async")

@@ -1,5 +1,5 @@
 """employee-service's provider states. Most are set by its own test-mode hook
-(``services/employee/testing.py``); leave reserved, or reserved and held, for a request is
+(``services/employee/testing.py``); leave reserved, held or approved for a request is
 made here through its real reservation calls, the way approval-request-service makes it
 (the same rows, no second way of writing them)."""
 
@@ -16,7 +16,7 @@ from contracts.support import Provider
 RESERVATIONS = "/leaves/internal/reservations"
 RESERVED = re.compile(
     r"employee (?P<employee>\d+) has leave from (?P<start>\S+) to (?P<end>\S+)"
-    r" (?P<status>reserved|held) for approval request (?P<request>\d+)"
+    r" (?P<status>reserved|held|approved) for approval request (?P<request>\d+)"
 )
 
 
@@ -43,10 +43,15 @@ def employee_states(provider: Provider, authorization: str) -> Callable[..., Non
         answer = client.post(f"{provider.url}{RESERVATIONS}", json=body)
         if answer.status_code != 201:
             raise RuntimeError(f"reservation: {answer.status_code} {answer.text}")
-        if found["status"] == "held":
+        if found["status"] in ("held", "approved"):
             answer = client.post(f"{provider.url}{RESERVATIONS}/{request_id}/hold")
             if answer.status_code != 200:
                 raise RuntimeError(f"hold: {answer.status_code} {answer.text}")
+        if found["status"] == "approved":
+            confirmation = {**body, "days": answer.json()["days"]}
+            answer = client.post(f"{provider.url}/leaves/internal/approved", json=confirmation)
+            if answer.status_code != 200:
+                raise RuntimeError(f"approval: {answer.status_code} {answer.text}")
 
     def handle(state: str, action: str, parameters: dict[str, Any] | None) -> None:
         if action == "teardown" or not state:

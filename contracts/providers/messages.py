@@ -119,6 +119,14 @@ NOTIFY_BODIES: dict[str, dict[str, Any]] = {
         "title": "연차 신청",
         "reason": "계획이 바뀌었습니다",
     },
+    "leave_cancelled": {
+        "employeeId": 1,
+        "type": "leave_cancelled",
+        "requestId": 12,
+        "finalStatus": "cancelled",
+        "title": "연차 신청",
+        "reason": "일정 변경",
+    },
 }
 
 

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 from services.approval_request import workflow
 from services.approval_request.clients.employee import (
     LeaveRefused,
+    cancel_leave,
     hold_leave,
     record_approved_leave,
     release_leave,
@@ -30,6 +31,7 @@ from services.approval_request.outbox import OutboxRelay, PermanentFailure
 from services.approval_request.publisher import WorkPublisher
 from services.approval_request.repository import ApprovalRepository, BackfillUnderWay
 from services.approval_request.router import internal, router
+from services.approval_request.schemas import FinalStatus
 from services.approval_request.settings import ApprovalRequestSettings
 from services.common import build_app, create_http_session
 
@@ -43,6 +45,18 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         await publisher.publish(payload)
         return []
 
+    async def leave_cancel(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        request_id = payload["requestId"]
+        try:
+            cancelled = await cancel_leave(
+                app.state.http, settings.employee_service_url, request_id
+            )
+        except LeaveRefused as exc:
+            raise PermanentFailure(str(exc)) from exc
+        if not cancelled:
+            logger.info("request %d had no leave record to cancel", request_id)
+        return [workflow.Effect("notify", workflow.leave_cancelled_notification(payload, doc))]
+
     async def withdrawal(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
         await publisher.publish(payload)
         return []
@@ -55,6 +69,10 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         return []
 
     async def leave(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        if doc["finalStatus"] == FinalStatus.CANCELLED:
+            # Cancelled before this confirmation got through: employee-service has given
+            # the days back (or will); recording the leave now would take them again.
+            return []
         try:
             await record_approved_leave(app.state.http, settings.employee_service_url, payload)
         except LeaveRefused as exc:
@@ -92,6 +110,7 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         "leave_hold": leave_hold,
         "leave_release": leave_release,
         "withdrawal": withdrawal,
+        "leave_cancel": leave_cancel,
     }
 
 

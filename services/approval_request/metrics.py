@@ -15,6 +15,11 @@ WITHDRAWALS = Counter(
     "Requests withdrawn by their requester or an admin, by request type and by whom.",
     ["type", "by"],
 )
+CANCELLATIONS = Counter(
+    "erp_leave_cancellations_total",
+    "Approved LEAVE requests cancelled before they started, by whom.",
+    ["by"],
+)
 COMPLETION = Histogram(
     "erp_approval_completion_seconds",
     "Time from an approval's creation to its final status.",

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
 from services.approval_request import service, workflow
 from services.approval_request.deps import ApprovalsDep, FindMissingDep, LeavesDep, RelayDep
 from services.approval_request.schemas import (
     ApprovalCreate,
     ApprovalDocument,
+    Cancellation,
     Created,
     Decision,
     FinalStatus,
@@ -194,6 +196,40 @@ async def withdraw_approval(
     )
     if isinstance(outcome, workflow.Refused):
         raise HTTPException(outcome.status_code, outcome.detail)
+    if stored is not None:
+        relay.kick(stored)
+    return await approvals.get(request_id, public=True)
+
+
+@router.post(
+    "/{request_id}/cancel",
+    response_model=ApprovalDocument,
+    responses={403: {}, 404: {}, 409: {}},
+)
+async def cancel_approval(
+    principal: CurrentPrincipal,
+    request_id: PathId,
+    body: Cancellation,
+    approvals: ApprovalsDep,
+    relay: RelayDep,
+    request: Request,
+) -> Any:
+    """The requester (or an admin) cancels an approved LEAVE request whose ``startDate`` is
+    after today (the business time zone's date): it becomes ``cancelled``, employee-service
+    marks the leave record ``cancelled`` (kept) and its days return to the balance, once;
+    the requester is told (``leave_cancelled``). Anything else is 409 ``Request can no
+    longer be cancelled``, a second cancellation included."""
+    zone = ZoneInfo(request.app.state.settings.business_timezone)
+    refused, stored = await service.cancel(
+        repository=approvals,
+        request_id=request_id,
+        actor=principal,
+        reason=body.reason,
+        today=datetime.now(zone).date(),
+        relay_holds=relay.holds,
+    )
+    if refused is not None:
+        raise HTTPException(refused.status_code, refused.detail)
     if stored is not None:
         relay.kick(stored)
     return await approvals.get(request_id, public=True)

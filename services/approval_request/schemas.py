@@ -36,9 +36,11 @@ class FinalStatus(StrEnum):
     REJECTED = "rejected"
     # Taken back by its requester (or an admin) before a final decision.
     WITHDRAWN = "withdrawn"
+    # An approved LEAVE request called off before it started; its days are given back.
+    CANCELLED = "cancelled"
 
 
-# A withdrawal's why (any Unicode, kept as sent).
+# A withdrawal's or a cancellation's why (any Unicode, kept as sent).
 REASON_MAX = COMMENT_MAX
 
 
@@ -114,6 +116,7 @@ class HistoryEvent(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
 
 
 def _absent_when_none(value: object) -> bool:
@@ -165,6 +168,14 @@ class Withdrawal(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=REASON_MAX)] | None = Field(
         default=None, description="Why, in at most 1,000 characters; kept in the history."
     )
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX)
+    ] = Field(description="Why, in 1 to 1,000 characters; kept in the history.")
 
 
 class WaitingStep(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -14,6 +14,7 @@ from services.approval_request import workflow
 from services.approval_request.clients.employee import ReservationRefused
 from services.approval_request.metrics import (
     APPROVALS_CREATED,
+    CANCELLATIONS,
     COMPLETION,
     DECISIONS,
     WITHDRAWALS,
@@ -35,6 +36,10 @@ OVERLAP_REFUSAL = "Leave overlaps request "
 FORBIDDEN_WITHDRAWAL = workflow.Refused(
     403, "Only its requester or an admin may withdraw a request"
 )
+FORBIDDEN_CANCELLATION = workflow.Refused(
+    403, "Only its requester or an admin may cancel a request"
+)
+TOO_FAST = workflow.Refused(409, "The approval request is changing too fast, try again")
 
 
 class LeaveReservations(Protocol):
@@ -274,7 +279,7 @@ async def decide(
                 (now - doc["createdAt"]).total_seconds()
             )
         return outcome, stored
-    return workflow.Refused(409, "The approval request is changing too fast, try again"), None
+    return TOO_FAST, None
 
 
 async def withdraw(
@@ -329,4 +334,57 @@ async def withdraw(
             (now - doc["createdAt"]).total_seconds()
         )
         return outcome, stored
-    return workflow.Refused(409, "The approval request is changing too fast, try again"), None
+    return TOO_FAST, None
+
+
+async def cancel(
+    *,
+    repository: ApprovalRepository,
+    request_id: int,
+    actor: Principal,
+    reason: str,
+    today: date,
+    relay_holds: Callable[[int], bool] | None = None,
+) -> tuple[workflow.Refused | None, StoredWrite | None]:
+    """Cancels an approved LEAVE request that has not started by ``today``, atomically:
+    of two cancellations at once one claims the transition, the other is judged again on
+    the cancelled request and refused. Only the requester or an admin may."""
+    labelled = False
+    for _ in range(MAX_DECISION_ATTEMPTS):
+        doc = await repository.get(request_id)
+        if doc is None:
+            return workflow.NOT_FOUND, None
+        if not (actor.is_admin or actor.employee_id == doc["requesterId"]):
+            return FORBIDDEN_CANCELLATION, None
+        if not labelled:
+            _label_transition(
+                doc,
+                {
+                    "erp.request_id": request_id,
+                    "erp.employee_id": actor.employee_id or 0,
+                    "erp.request_type": doc["requestType"],
+                    "erp.transition": "cancelled",
+                },
+            )
+            labelled = True
+        effects = workflow.cancel(doc, today=today, reason=reason)
+        if isinstance(effects, workflow.Refused):
+            return effects, None
+        now = datetime.now(UTC)
+        actor_id = actor.employee_id if actor.employee_id is not None else 0
+        stored = await repository.apply(
+            doc=doc,
+            index=None,
+            changes=workflow.CANCELLATION_CHANGES,
+            history=workflow.cancellation_history(actor_id, reason, now),
+            effects=stored_effects(effects, now=now),
+            now=now,
+            relay_holds=relay_holds,
+        )
+        if stored is None:
+            continue
+        by = "requester" if actor.employee_id == doc["requesterId"] else "admin"
+        logger.info("approval %d cancelled by employee %s (%s)", request_id, actor_id, by)
+        CANCELLATIONS.labels(by).inc()
+        return None, stored
+    return TOO_FAST, None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common import ServiceSettings
@@ -21,3 +24,12 @@ class ApprovalRequestSettings(ServiceSettings):
     outbox_lease_seconds: float = 30.0
     outbox_max_backoff_seconds: float = 60.0
     outbox_batch: int = 100
+    # "Today", for whether an approved leave has started (cancellation): the date in this
+    # zone. The same zone as employee-service's EMPLOYEE_BUSINESS_TIMEZONE.
+    business_timezone: str = "UTC"
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value

@@ -4,7 +4,7 @@ and the side effects it implies. No I/O here; ``service.py`` stores what these d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from services.approval_request.schemas import (
@@ -19,8 +19,11 @@ from services.approval_request.schemas import (
 
 # "leave" confirms a LEAVE request's reserved days; "leave_hold" keeps them reserved once
 # the request is stored, "leave_release" frees them when it is rejected or withdrawn.
-# "withdrawal" takes the waiting step out of its approver's inbox (the hand-off's route).
-EffectKind = Literal["handoff", "notify", "leave", "leave_hold", "leave_release", "withdrawal"]
+# "withdrawal" takes the waiting step out of its approver's inbox (the hand-off's route);
+# "leave_cancel" gives an approved leave's days back once it is cancelled.
+EffectKind = Literal[
+    "handoff", "notify", "leave", "leave_hold", "leave_release", "withdrawal", "leave_cancel"
+]
 Document = dict[str, Any]
 
 
@@ -60,6 +63,7 @@ STEP_NOT_FOUND = Refused(400, "Matching approval step not found")
 NOT_WITHDRAWABLE = Refused(409, "Request can no longer be withdrawn")
 WAS_WITHDRAWN = Refused(409, "Approval request was withdrawn")
 OPEN = (FinalStatus.PENDING, FinalStatus.IN_PROGRESS)
+NOT_CANCELLABLE = Refused(409, "Request can no longer be cancelled")
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,39 @@ def withdrawal_history(
     doc: Document, actor: int, reason: str | None, now: datetime
 ) -> list[dict[str, Any]]:
     return [history_entry(now, actor, HistoryEvent.WITHDRAWN, reason=reason)]
+
+
+def cancel(doc: Document, *, today: date, reason: str) -> list[Effect] | Refused:
+    """Cancel an approved LEAVE request whose leave starts after ``today`` (the business
+    time zone's date): employee-service gives its days back (``leave_cancel``, which then
+    tells the requester). Anything else, a cancelled one included, is refused."""
+    if (
+        doc["requestType"] != RequestType.LEAVE
+        or doc["finalStatus"] != FinalStatus.APPROVED
+        or date.fromisoformat(doc["leaveInfo"]["startDate"]) <= today
+    ):
+        return NOT_CANCELLABLE
+    return [Effect("leave_cancel", {"requestId": doc["requestId"], "reason": reason})]
+
+
+# What a cancellation sets (``version`` aside).
+CANCELLATION_CHANGES = {"finalStatus": FinalStatus.CANCELLED.value}
+
+
+def cancellation_history(actor: int, reason: str, now: datetime) -> list[dict[str, Any]]:
+    return [history_entry(now, actor, HistoryEvent.CANCELLED, reason=reason)]
+
+
+def leave_cancelled_notification(cancellation: dict[str, Any], doc: Document) -> dict[str, Any]:
+    """What the requester is told once employee-service has given the days back."""
+    return {
+        "employeeId": doc["requesterId"],
+        "type": "leave_cancelled",
+        "requestId": doc["requestId"],
+        "finalStatus": FinalStatus.CANCELLED.value,
+        "title": doc["title"],
+        "reason": cancellation["reason"],
+    }
 
 
 def leave_reservation(request_id: int, body: ApprovalCreate) -> dict[str, Any]:

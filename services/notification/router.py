@@ -26,6 +26,7 @@ NotificationType = Literal[
     "approval_result",
     "leave_confirmed",
     "approval_withdrawn",
+    "leave_cancelled",
 ]
 
 MESSAGE_TOO_BIG = Closure(1009, "message too big", "message_too_big")

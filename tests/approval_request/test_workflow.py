@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.approval_request import workflow
@@ -260,3 +260,42 @@ def test_the_withdrawal_history_names_who_and_why() -> None:
     assert workflow.withdrawal_history(doc("pending"), 1, "plans changed", now) == [
         {"at": now, "actor": 1, "event": "withdrawn", "reason": "plans changed"}
     ]
+
+
+def test_an_approved_leave_that_has_not_started_is_cancelled_and_its_days_given_back() -> None:
+    approved = doc("approved", final="approved", kind="LEAVE")  # starts 2027-01-01
+    effects = workflow.cancel(approved, today=date(2026, 12, 31), reason="아파서")
+    assert effects == [workflow.Effect("leave_cancel", {"requestId": 7, "reason": "아파서"})]
+    assert workflow.leave_cancelled_notification(
+        {"requestId": 7, "reason": "아파서"}, approved
+    ) == {
+        "employeeId": 1,
+        "type": "leave_cancelled",
+        "requestId": 7,
+        "finalStatus": "cancelled",
+        "title": "t",
+        "reason": "아파서",
+    }
+
+
+def test_only_an_approved_leave_not_started_yet_can_be_cancelled() -> None:
+    refused = workflow.Refused(409, "Request can no longer be cancelled")
+    before = date(2026, 12, 31)
+    for request in [
+        doc("approved", final="approved", kind="LEAVE"),  # starting today
+        doc("approved", final="cancelled", kind="LEAVE"),
+        doc("pending", kind="LEAVE"),
+        doc("rejected", final="rejected", kind="LEAVE"),
+        doc("pending", final="withdrawn", kind="LEAVE"),
+        doc("approved", final="approved"),  # GENERAL
+    ]:
+        today = date(2027, 1, 1) if request["finalStatus"] == "approved" else before
+        assert workflow.cancel(request, today=today, reason="r") == refused, request
+
+
+def test_a_decision_on_a_cancelled_request_is_refused() -> None:
+    cancelled = doc("approved", final="cancelled", kind="LEAVE")
+    assert workflow.awaiting_index(cancelled) is None
+    assert workflow.decide(cancelled, decision(1, "rejected")) == workflow.Refused(
+        409, "Step 1 was already approved"
+    )

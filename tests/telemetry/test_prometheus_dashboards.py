@@ -230,6 +230,29 @@ async def _withdraw_a_request(
     assert withdrawn.status_code == 200, withdrawn.text
 
 
+async def _cancel_an_approved_leave(
+    client: httpx.AsyncClient, stack: Stack, requester: int, approver: int
+) -> None:
+    """A 1-step LEAVE request approved, then cancelled by its requester before it starts."""
+    approvals = f"{stack.url('approval_request')}/approvals"
+    created = await client.post(approvals, json=factories.leave_body(requester, [approver]))
+    assert created.status_code == 201, created.text
+    request_id = created.json()["requestId"]
+    processing = stack.url("approval_processing")
+
+    async def decided() -> bool:
+        answer = await client.post(
+            f"{processing}/process/{approver}/{request_id}", json={"action": "approve"}
+        )
+        return answer.status_code == 200
+
+    await _eventually(decided, f"request {request_id} approved by {approver}")
+    cancelled = await client.post(
+        f"{approvals}/{request_id}/cancel", json={"reason": "취소"}, headers=as_user(requester)
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+
 async def _assignment_pushed(socket: ClientConnection, request_id: int) -> None:
     while True:
         message = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE_SECONDS))
@@ -270,6 +293,7 @@ async def prometheus(prometheus_url: str, stack: Stack) -> AsyncIterator[Prometh
                 'sum(erp_processing_decisions_total{result="applied"})': 0.0,
                 'sum(erp_websocket_dropped_connections_total{reason="message_too_big"})': 0.0,
                 "sum(erp_approval_withdrawals_total)": 0.0,
+                "sum(erp_leave_cancellations_total)": 0.0,
             }
             for expr in milestones:
                 milestones[expr] = await prom.total(expr)
@@ -277,6 +301,7 @@ async def prometheus(prometheus_url: str, stack: Stack) -> AsyncIterator[Prometh
                 approvers = {first: first_socket, second: second_socket}
                 await _approve_two_step_request(client, stack, requester, approvers)
                 await _withdraw_a_request(client, stack, requester, first)
+                await _cancel_an_approved_leave(client, stack, requester, second)
                 await _send_oversized_message(stack, requester)
                 milestones = {expr: value + 1 for expr, value in milestones.items()}
                 for expr, value in milestones.items():

@@ -156,6 +156,52 @@ async def test_withdrawal_trace_reaches_the_inbox_and_the_notifications_and_link
     assert {trace.descends(n, server) for n in notified} == {True}
 
 
+async def test_cancellation_trace_reaches_employee_service_and_links_to_the_creation(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    creation_id, creation_header = new_traceparent()
+    created = await client.post(
+        f"{approvals_url}/approvals",
+        headers=creation_header,
+        json=factories.leave_body(requester, [approver]),
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, approver, request_id)
+    decided = await client.post(
+        f"{processing_url}/process/{approver}/{request_id}", json={"action": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+
+    trace_id, header = new_traceparent()
+    cancelled = await client.post(
+        f"{approvals_url}/approvals/{request_id}/cancel",
+        json={"reason": "취소"},
+        headers={**header, **as_user(requester)},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+    def complete(trace: Trace) -> bool:
+        return bool(trace.named(NS, "POST /notify")) and bool(trace.named(ES, "UPDATE"))
+
+    trace = await fetch_trace(trace_id, until=complete)
+    server = trace.one(ARS, "POST /approvals/{request_id}/cancel")
+    assert (server.tags["erp.request_id"], server.tags["erp.transition"]) == (
+        request_id,
+        "cancelled",
+    )
+    assert any(link[0] == creation_id for link in server.links)
+    cancel = trace.one(ES, "POST /leaves/internal/reservations/{request_id}/cancel")
+    assert trace.spans[cancel.parent].tags.get("erp.effect") == "leave_cancel"
+    assert trace.descends(cancel, server)
+    assert any(trace.descends(s, cancel) for s in trace.named(ES, "UPDATE"))
+    notified = trace.one(NS, "POST /notify")
+    assert trace.descends(notified, server)
+
+
 async def test_final_leave_approval_trace_reaches_the_sql_update(
     client: httpx.AsyncClient,
     employee_url: str,

@@ -118,6 +118,24 @@ async def release_leave(session: aiohttp.ClientSession, base_url: str, request_i
     return True
 
 
+async def cancel_leave(session: aiohttp.ClientSession, base_url: str, request_id: int) -> bool:
+    """The approved leave was cancelled: its days return to the balance (once, however
+    often this is called). ``False`` when employee-service has no record of it (a request
+    approved before reservations existed, whose confirmation is skipped once cancelled)."""
+    status, body = await request_json(
+        session,
+        "POST",
+        f"{base_url}{RESERVATIONS}/{request_id}/cancel",
+        target=TARGET,
+        operation="cancel_leave",
+    )
+    if status == 404:
+        return False
+    if status != 200:
+        raise LeaveRefused(f"employee-service refused the cancellation ({status}): {body}")
+    return True
+
+
 @dataclass(frozen=True)
 class LeaveReservations:
     """The reservation calls bound to one session and employee-service's address."""

@@ -5,7 +5,8 @@ from prometheus_client import Counter
 RESERVATIONS = Counter(
     "erp_leave_reservations_total",
     "Leave reservations by what happened to them (reserved, held, confirmed, released, "
-    "expired: a tentative one whose request was never stored).",
+    "expired: a tentative one whose request was never stored; cancelled: an approved leave "
+    "called off before it started).",
     ["outcome"],
 )
 REFUSED = Counter(

@@ -32,6 +32,7 @@ HELD = "held"  # its approval request is stored: counts until decided
 APPROVED = "approved"
 RELEASED = "released"  # rejected or withdrawn: kept, no longer counted
 EXPIRED = "expired"  # tentative past expires_at: its request was never stored
+CANCELLED = "cancelled"  # approved, then called off before it started: kept, not counted
 
 
 class LeaveRecord(Base):

@@ -21,6 +21,7 @@ from services.employee.leaves.errors import NotFound, Refused, UnknownEmployee, 
 from services.employee.leaves.errors import unknown_type as unknown_type_refusal
 from services.employee.leaves.models import (
     APPROVED,
+    CANCELLED,
     EXPIRED,
     HELD,
     RELEASED,
@@ -231,6 +232,22 @@ async def release(
     if record.status == RELEASED:
         return record, False
     record.status = RELEASED
+    record.expires_at = None
+    await session.flush()
+    return record, True
+
+
+async def cancel(*, session: AsyncSession, request_id: int) -> tuple[LeaveRecord, bool]:
+    """An approved leave called off before it started: its days count no more; the record
+    stays, marked cancelled. Whether this call cancelled it (False: cancelled before). A
+    held reservation is cancelled too: its request was approved and then cancelled before
+    the confirmation arrived (which then leaves it cancelled)."""
+    record = await _locked(session=session, request_id=request_id)
+    if record.status == CANCELLED:
+        return record, False
+    if record.status not in (APPROVED, HELD):
+        raise conflict(f"Leave of request {request_id} is {record.status}, not approved")
+    record.status = CANCELLED
     record.expires_at = None
     await session.flush()
     return record, True

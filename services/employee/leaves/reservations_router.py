@@ -1,5 +1,6 @@
 """HTTP surface of leave reservations, for approval-request-service only (service
-credentials): reserve, hold, release; ``POST /leaves/internal/approved`` confirms."""
+credentials): reserve, hold, release, cancel an approved leave; ``POST
+/leaves/internal/approved`` confirms."""
 
 from __future__ import annotations
 
@@ -119,4 +120,22 @@ async def release_reservation(
         raise HTTPException(exc.status_code, exc.detail) from None
     if changed:
         RESERVATIONS.labels("released").inc()
+    return _read(record)
+
+
+@router.post("/{request_id}/cancel", response_model=ReservationRead, responses={404: {}, 409: {}})
+async def cancel_leave(
+    caller: ServiceCaller, request_id: PathId, session: LockingSessionDep
+) -> ReservationRead:
+    """An approved leave cancelled before it started: its days return to the balance, once
+    (the same call again answers the same, changing nothing); the record is kept, marked
+    ``cancelled``. 409 for a reservation released or expired."""
+    try:
+        record, changed = await reservations.cancel(session=session, request_id=request_id)
+    except NotFound:
+        raise HTTPException(404, NOT_FOUND) from None
+    except Refused as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+    if changed:
+        RESERVATIONS.labels("cancelled").inc()
     return _read(record)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.employee.employees import service as employees
 from services.employee.holidays import service as holidays
 from services.employee.leaves.errors import InvalidLeave, UnknownEmployee, conflict
-from services.employee.leaves.models import APPROVED, RELEASED, LeaveRecord
+from services.employee.leaves.models import APPROVED, CANCELLED, RELEASED, LeaveRecord
 from services.employee.leaves.schemas import LeaveConfirmation
 from services.employee.leaves.working_days import (
     HalfDay,
@@ -99,7 +99,8 @@ async def record_approved(
 async def _confirm(
     *, session: AsyncSession, record: LeaveRecord, data: LeaveConfirmation
 ) -> tuple[LeaveRecord, bool]:
-    if record.status == APPROVED:
+    if record.status in (APPROVED, CANCELLED):
+        # Cancelled: its request was cancelled before this confirmation came; it stays so.
         return record, False
     record = await by_request(session=session, request_id=data.requestId, locking=True) or record
     same = (
