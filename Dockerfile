@@ -8,6 +8,14 @@
 # also carries the migrations, run as their own step with another command:
 #   python -m alembic -c services/employee/alembic.ini upgrade head
 ARG PYTHON_IMAGE=python:3.12-slim
+# Where pip may find wheels besides the index: an image holding them at its root. None
+# by default; the CI build, which reaches no package index, passes its own wheelhouse
+# with PIP_NO_INDEX=1 and PIP_FIND_LINKS=/wheels (deploy/ci/images.sh).
+ARG WHEELHOUSE=no-wheelhouse
+
+FROM scratch AS no-wheelhouse
+
+FROM ${WHEELHOUSE} AS wheelhouse
 
 FROM ${PYTHON_IMAGE} AS python
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,22 +30,34 @@ WORKDIR /app
 # nothing resolved at build time (the lock lists every package).
 FROM python AS deps-employee
 COPY deploy/requirements/employee.txt /tmp/requirements.txt
-RUN python -m venv /opt/venv \
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+RUN --mount=type=bind,from=wheelhouse,target=/wheels \
+    python -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.txt
 
 FROM python AS deps-approval-request
 COPY deploy/requirements/approval-request.txt /tmp/requirements.txt
-RUN python -m venv /opt/venv \
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+RUN --mount=type=bind,from=wheelhouse,target=/wheels \
+    python -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.txt
 
 FROM python AS deps-approval-processing
 COPY deploy/requirements/approval-processing.txt /tmp/requirements.txt
-RUN python -m venv /opt/venv \
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+RUN --mount=type=bind,from=wheelhouse,target=/wheels \
+    python -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.txt
 
 FROM python AS deps-notification
 COPY deploy/requirements/notification.txt /tmp/requirements.txt
-RUN python -m venv /opt/venv \
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+RUN --mount=type=bind,from=wheelhouse,target=/wheels \
+    python -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.txt
 
 # What every service image shares: the user, the entry point, the common package.

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ERP := $(PY) -m devstack
 
-.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest ci-cold
+.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest ci-cold deploy-test
 
 venv:
 	@scripts/venv.sh
@@ -53,6 +53,12 @@ test-only: infra
 	$(PY) -m pytest
 
 test: lint typecheck contracts test-only
+
+# stack.yml really deployed (deploy/ci/README.md): the images built with no registry, the
+# stack on a single-node Swarm of this machine, a flow through its gateway, then removed.
+# Needs root (the Docker engine) and some minutes; not part of `test`.
+deploy-test: venv
+	ERP_DEPLOY_TEST=1 $(PY) -m pytest tests/deploy/test_swarm_deployment.py
 
 # Issue 6's benchmark against the running local stack (`make up` first; loadtests/README.md).
 # Runs every command and fails at the end if any target was missed; results in loadtests/results/

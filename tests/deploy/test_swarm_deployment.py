@@ -1,0 +1,230 @@
+"""stack.yml really deployed: the images built offline (deploy/ci/images.sh), the stack on
+a single-node Swarm with the CI override (deploy/ci/swarm.sh), and a flow through the
+gateway alone. Slow and needs root for the Docker engine, so it runs only when asked:
+`make deploy-test` (ERP_DEPLOY_TEST=1). ERP_DEPLOY_KEEP=1 leaves the stack up afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from pydantic import SecretStr
+from websockets.asyncio.client import connect
+
+from services.common.auth import ADMIN, EMPLOYEE, AuthSettings, issue_token
+from tests.deploy.deploy_model import REPO
+from tests.support import factories
+from tests.support.pipeline import Listener, eventually
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("ERP_DEPLOY_TEST") != "1",
+        reason="deploys the stack to a local Swarm: run with `make deploy-test`",
+    ),
+    pytest.mark.timeout(3600),
+]
+
+
+@dataclass
+class Deployment:
+    ports: dict[int, int]
+    auth: AuthSettings
+
+    def url(self, port: int) -> str:
+        return f"http://127.0.0.1:{self.ports[port]}"
+
+    def token(self, employee_id: int, *, admin: bool = False) -> str:
+        roles = [EMPLOYEE, ADMIN] if admin else [EMPLOYEE]
+        return issue_token(self.auth, employee_id, roles=roles)
+
+    def as_user(self, employee_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(employee_id)}"}
+
+    def as_admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(999_999_999, admin=True)}"}
+
+
+def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "deploy" / "ci" / args[0]), *args[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    built = _script("images.sh", timeout=3600)
+    assert built.returncode == 0, built.stderr[-4000:]
+    try:
+        up = _script("swarm.sh", "up", timeout=900)
+        assert up.returncode == 0, up.stderr[-4000:]
+        values = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
+        secret = (Path(values["ERP_CI_SECRETS"]) / "erp_auth_secret").read_text().strip()
+        yield Deployment(
+            ports={port: int(values[f"ERP_CI_PORT_{port}"]) for port in (8001, 8002, 8003, 8004)},
+            auth=AuthSettings(secret=SecretStr(secret)),
+        )
+    finally:
+        if os.environ.get("ERP_DEPLOY_KEEP") != "1":
+            _script("swarm.sh", "down", timeout=300)
+
+
+@contextlib.asynccontextmanager
+async def listening(deployment: Deployment, employee_id: int) -> AsyncIterator[Listener]:
+    url = deployment.url(8004).replace("http://", "ws://")
+    url += f"/ws/{employee_id}?token={deployment.token(employee_id)}"
+    listener = Listener()
+    async with connect(url) as socket:
+
+        async def collect() -> None:
+            async for text in socket:
+                listener.messages.append(orjson.loads(text))
+
+        task = asyncio.create_task(collect())
+        try:
+            yield listener
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _approve_when_assigned(
+    http: httpx.AsyncClient, deployment: Deployment, approver: int, request_id: int
+) -> dict[str, Any]:
+    processing = deployment.url(8003)
+
+    async def assigned() -> bool:
+        items = await http.get(
+            f"{processing}/process/{approver}", headers=deployment.as_user(approver)
+        )
+        assert items.status_code == 200, items.text
+        return any(item["requestId"] == request_id for item in items.json())
+
+    await eventually(assigned, timeout=60, what=f"request {request_id} in {approver}'s inbox")
+    decided = await http.post(
+        f"{processing}/process/{approver}/{request_id}",
+        json={"action": "approve"},
+        headers=deployment.as_user(approver),
+    )
+    assert decided.status_code == 200, decided.text
+    return dict(decided.json())
+
+
+async def two_step_leave(deployment: Deployment) -> None:
+    """A LEAVE request approved by two approvers, every call through the gateway: the
+    leave recorded once, the requester and the first approver notified over WebSocket."""
+    admin = deployment.as_admin()
+    async with httpx.AsyncClient(timeout=15, headers=admin) as http:
+        requester, first, second = [
+            (await factories.employee(http, deployment.url(8001)))["id"] for _ in range(3)
+        ]
+        body = factories.leave_body(requester, [first, second])
+        async with (
+            listening(deployment, requester) as to_requester,
+            listening(deployment, first) as to_first,
+        ):
+            created = await http.post(f"{deployment.url(8002)}/approvals", json=body)
+            assert created.status_code == 201, created.text
+            request_id = created.json()["requestId"]
+            await _approve_when_assigned(http, deployment, first, request_id)
+            await _approve_when_assigned(http, deployment, second, request_id)
+
+            async def approved() -> dict[str, Any] | None:
+                doc = await http.get(f"{deployment.url(8002)}/approvals/{request_id}")
+                assert doc.status_code == 200, doc.text
+                return doc.json() if doc.json()["finalStatus"] == "approved" else None
+
+            await eventually(approved, timeout=60, what=f"request {request_id} approved")
+
+            async def leaves() -> list[dict[str, Any]] | None:
+                found = await http.get(
+                    f"{deployment.url(8001)}/leaves/me",
+                    params={"employeeId": requester},
+                    headers=deployment.as_user(requester),
+                )
+                return found.json() or None
+
+            (leave,) = await eventually(leaves, timeout=60, what="the leave record")
+            assert (leave["start_date"], leave["status"]) == (
+                body["leaveInfo"]["startDate"],
+                "approved",
+            )
+            messages = await to_requester.wait_for(3, request_id, timeout=60)
+            assert [m["type"] for m in messages] == [
+                "approval_result",
+                "approval_result",
+                "leave_confirmed",
+            ]
+            again = await http.get(
+                f"{deployment.url(8001)}/leaves/me",
+                params={"employeeId": requester},
+                headers=deployment.as_user(requester),
+            )
+            assert len(again.json()) == 1, "the leave is recorded once"
+            assigned = await to_first.wait_for(2, request_id, timeout=60)
+            assert [(m["type"], m.get("step")) for m in assigned] == [
+                ("approval_assigned", 1),
+                ("approval_result", 1),
+            ]
+
+
+@pytest.mark.parametrize(
+    ("port", "method", "path"),
+    [
+        (8001, "GET", "/metrics"),
+        (8001, "POST", "/leaves/internal/approved"),
+        (8002, "GET", "/metrics"),
+        (8002, "POST", "/approvals/internal/result"),
+        (8003, "GET", "/metrics"),
+        (8004, "GET", "/metrics"),
+        (8004, "POST", "/notify"),
+    ],
+)
+async def test_the_gateway_refuses_metrics_and_internal_paths(
+    deployment: Deployment, port: int, method: str, path: str
+) -> None:
+    async with httpx.AsyncClient(timeout=15) as http:
+        refused = await http.request(method, deployment.url(port) + path, json={})
+    assert refused.status_code == 404
+
+
+async def test_a_two_step_leave_is_approved_through_the_gateway(deployment: Deployment) -> None:
+    await two_step_leave(deployment)
+
+
+def _containers(service: str, *filters: str) -> list[str]:
+    listed = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"]
+        + [arg for f in filters for arg in ("--filter", f)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+async def test_swarm_replaces_a_killed_container_and_the_flow_still_completes(
+    deployment: Deployment,
+) -> None:
+    service = f"{os.environ.get('ERP_CI_STACK', 'erp-ci')}_approval-processing-service-0"
+    (killed,) = _containers(service)
+    subprocess.run(["docker", "kill", killed], capture_output=True, check=True)
+
+    async def replaced() -> list[str] | None:
+        return [c for c in _containers(service, "health=healthy") if c != killed] or None
+
+    await eventually(replaced, timeout=180, what=f"a new healthy container of {service}")
+    await two_step_leave(deployment)
