@@ -148,6 +148,9 @@ def test_readme_walkthroughs_run_as_printed(fresh_stack: Stack, shell: Shell) ->
     [leave] = bash_blocks(section(README, "Leave balances, holidays and reservations"))
     run_walkthrough(shell, _on(fresh_stack, leave))
 
+    [workflow] = bash_blocks(section(README, "Comments, withdrawal and history"))
+    run_walkthrough(shell, _on(fresh_stack, workflow))
+
     [auth] = bash_blocks(section(README, "Authentication and authorization"))
     run_walkthrough(shell, _on(fresh_stack, auth))
 
