@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=deploy/ci/engine.sh
 . deploy/ci/engine.sh
+trap 'ci_log "failed: line $LINENO: $BASH_COMMAND"' ERR
 
 cache=${ERP_CI_CACHE:-/var/cache/erp-deploy-ci}
 # Debian has no Python 3.12, the version the locks are made for; trixie's 3.13 takes the
@@ -81,7 +82,7 @@ wheelhouse() {
     DOCKER_BUILDKIT=0 "$docker" build --quiet --tag "$wheelhouse_image" --file - "$dir" >/dev/null
   # Wheelhouses of earlier lock files.
   "$docker" image ls --format '{{.Repository}}:{{.Tag}}' erp-ci/wheelhouse |
-    grep -vx "$wheelhouse_image" | xargs -r "$docker" rmi >/dev/null
+    { grep -vx "$wheelhouse_image" || true; } | xargs -r "$docker" rmi >/dev/null
 }
 
 frontend() {

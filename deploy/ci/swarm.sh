@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=deploy/ci/engine.sh
 . deploy/ci/engine.sh
+trap 'ci_log "failed: line $LINENO: $BASH_COMMAND"' ERR
 
 cache=${ERP_CI_CACHE:-/var/cache/erp-deploy-ci}
 stack=${ERP_CI_STACK:-erp-ci}
@@ -85,15 +86,15 @@ down() {
   "$docker" info >/dev/null 2>&1 || return 0
   if "$docker" stack ls --format '{{.Name}}' 2>/dev/null | grep -qx "$stack"; then
     "$docker" stack rm "$stack" >&2
-    # Volumes are removable once the stack's containers are gone.
-    local deadline=$((SECONDS + 120))
-    while [ -n "$("$docker" ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] &&
-      [ $SECONDS -lt $deadline ]; do
-      sleep 2
-    done
-    "$docker" volume ls -q --filter "label=com.docker.stack.namespace=$stack" |
-      xargs -r "$docker" volume rm >/dev/null
   fi
+  # Volumes are removable once the stack's containers are gone. Swarm leaves a finished
+  # job's container behind: removed here once nothing of the stack runs.
+  local deadline=$((SECONDS + 120)) label="label=com.docker.stack.namespace=$stack"
+  while [ -n "$("$docker" ps -q --filter "$label")" ] && [ $SECONDS -lt $deadline ]; do
+    sleep 2
+  done
+  "$docker" ps -aq --filter "$label" | xargs -r "$docker" rm --force >/dev/null
+  "$docker" volume ls -q --filter "$label" | xargs -r "$docker" volume rm >/dev/null
   if [ -e "$cache/swarm-made-here" ]; then
     "$docker" swarm leave --force >/dev/null
     rm -f "$cache/swarm-made-here"
