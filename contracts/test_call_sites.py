@@ -43,6 +43,7 @@ PUSHES = (
     "a pushed leave_cancelled notification",
 )
 WITHDRAWALS = ("an approval.work withdrawal of the step awaiting a decision",)
+REASSIGNMENTS = ("an approval.work reassignment of the step awaiting a decision",)
 
 # (module, function) -> (pact file, interactions covering what that call sends)
 COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
@@ -98,9 +99,13 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ),
     ("services/approval_request/app.py", "_deliverers.handoff"): (AP_REQUEST, HANDOFFS),
     ("services/approval_request/app.py", "_deliverers.withdrawal"): (AP_REQUEST, WITHDRAWALS),
+    ("services/approval_request/app.py", "_deliverers.reassignment"): (
+        AP_REQUEST,
+        REASSIGNMENTS,
+    ),
     ("services/approval_request/publisher.py", "WorkPublisher.publish"): (
         AP_REQUEST,
-        HANDOFFS + WITHDRAWALS,
+        HANDOFFS + WITHDRAWALS + REASSIGNMENTS,
     ),
     ("services/approval_processing/clients.py", "submit_decision"): (
         AP_REQUEST,
@@ -135,11 +140,11 @@ COVERED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
         AP_REQUEST,
         HANDOFFS,
     ),
-    # Moves a hand-off (or withdrawal) left in the unpartitioned approval.work to its
-    # partition, unchanged.
+    # Moves a hand-off (or withdrawal, or reassignment) left in the unpartitioned
+    # approval.work to its partition, unchanged.
     ("services/approval_processing/consumer.py", "WorkConsumer._move_to_partition"): (
         AP_REQUEST,
-        HANDOFFS + WITHDRAWALS,
+        HANDOFFS + WITHDRAWALS + REASSIGNMENTS,
     ),
     ("services/notification/router.py", "notify"): (CLIENT_NOTIFICATION, PUSHES),
     # Hands each entry read from the stream to the hub, which queues the pushes.

@@ -2,8 +2,8 @@
 
 Over HTTP: the decision callback (``submit_decision``) and the inbox rebuild's keyset-paged
 read of waiting steps (``waiting_steps``). Over RabbitMQ: the ``approval.work`` hand-off,
-fed into the consumer's own parser (``parse_work_item``), and the withdrawal that follows a
-hand-off on its route (``parse_message``)."""
+fed into the consumer's own parser (``parse_work_item``), and the withdrawal or reassignment
+that follows a hand-off on its route (``parse_message``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pact.interaction import HttpInteraction
 from contracts.support import DECISION, STEP_STATUS, service_token
 from services.approval_processing.clients import submit_decision, waiting_steps
 from services.approval_processing.consumer import (
+    ReassignmentMessage,
     WithdrawalMessage,
     parse_message,
     parse_work_item,
@@ -299,6 +300,40 @@ def test_a_withdrawal_takes_the_waiting_step_out_of_its_approvers_inbox(pact: Pa
         assert isinstance(withdrawal, WithdrawalMessage)
         assert (withdrawal.requestId, withdrawal.step, withdrawal.approverId) == (12, 2, 3)
         key = partition_routing_key(partition_of(withdrawal.approverId))
+        assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, key)
+
+    pact.verify(handle, "Async")
+
+
+def test_a_reassignment_takes_the_waiting_step_out_of_its_former_approvers_inbox(
+    pact: Pact,
+) -> None:
+    """On the route of the former approver's hand-off (their partition), so it never
+    overtakes it; the new approver's hand-off is an ordinary one."""
+    (
+        pact.upon_receiving(
+            "an approval.work reassignment of the step awaiting a decision", "Async"
+        )
+        .given(AWAITS_STEP_2)
+        .with_body(
+            {
+                "requestId": match.int(12),
+                "step": match.int(2),
+                "approverId": match.int(3),
+                "reassignedTo": match.int(9),
+            },
+            "application/json",
+        )
+        .with_metadata({"exchange": EXCHANGE, "routingKey": partition_routing_key(partition_of(3))})
+    )
+
+    def handle(body: str | bytes | None, metadata: dict[str, object]) -> None:
+        assert body is not None
+        assert metadata["contentType"] == "application/json"
+        removal = parse_message(body.encode() if isinstance(body, str) else body)
+        assert isinstance(removal, ReassignmentMessage)
+        assert (removal.requestId, removal.step, removal.approverId) == (12, 2, 3)
+        key = partition_routing_key(partition_of(removal.approverId))
         assert (metadata["exchange"], metadata["routingKey"]) == (EXCHANGE, key)
 
     pact.verify(handle, "Async")

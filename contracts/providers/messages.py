@@ -54,13 +54,29 @@ def withdrawal_of(doc: dict[str, Any]) -> dict[str, Any]:
     return next(e.payload for e in outcome.effects if e.kind == "withdrawal")
 
 
+# Whom the pacts' reassignments give the waiting step to (neither requester nor approver).
+NEW_APPROVER = 9
+
+
+def reassignment_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The removal that reassigning the step ``doc`` awaits stores, as
+    ``workflow.reassign_step`` builds it."""
+    index = workflow.awaiting_index(doc)
+    assert index is not None, doc
+    step = doc["steps"][index]["step"]
+    outcome = workflow.reassign_step(doc, step=step, approver_id=NEW_APPROVER)
+    assert isinstance(outcome, workflow.Reassigned), outcome
+    return next(e.payload for e in outcome.effects if e.kind == "reassignment")
+
+
 def handoff_producer(
     approvals: Collection[dict[str, Any]],
     build: Builder = workflow.handoff_message,
     withdrawal: Builder = withdrawal_of,
+    reassignment: Builder = reassignment_of,
 ) -> Callable[[str, dict[str, Any] | None], dict[str, Any]]:
-    """Builds the hand-off (or, for an interaction described as a withdrawal, the
-    withdrawal) of the document the interaction's provider state created."""
+    """Builds the hand-off (or, for an interaction described as a withdrawal or a
+    reassignment, that message) of the document the interaction's provider state created."""
 
     def produce(name: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
         states = (metadata or {}).get("providerStates") or []
@@ -70,9 +86,13 @@ def handoff_producer(
         doc = approvals.find_one({"requestId": int(found.group(1))})
         if doc is None:
             raise LookupError(f"the provider state created no approval request {found.group(1)}")
-        message, routing_key, exchange = published(
-            withdrawal(doc) if "withdrawal" in name else build(doc)
-        )
+        if "withdrawal" in name:
+            body = withdrawal(doc)
+        elif "reassignment" in name:
+            body = reassignment(doc)
+        else:
+            body = build(doc)
+        message, routing_key, exchange = published(body)
         return {
             "contents": message.body,
             "content_type": message.content_type,

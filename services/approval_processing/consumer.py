@@ -28,6 +28,7 @@ from services.common import extract_context
 from services.common.limits import Id
 from services.common.messaging import (
     WORK_QUEUE,
+    is_reassignment,
     is_withdrawal,
     json_message,
     partition_of,
@@ -66,13 +67,28 @@ class WithdrawalMessage(BaseModel):
     withdrawn: Literal[True]
 
 
-def parse_message(body: bytes) -> WorkItem | WithdrawalMessage | None:
-    """A work-route message: a withdrawal, or the work item a hand-off asks for (None if
-    none). Raises ``ValueError`` for a message that is neither."""
+class ReassignmentMessage(BaseModel):
+    """``step`` was taken from ``approverId`` and given to ``reassignedTo`` (whose hand-off
+    is a message of its own, on that approver's partition)."""
+
+    requestId: Id
+    step: Id
+    approverId: Id
+    reassignedTo: Id
+
+
+Removal = WithdrawalMessage | ReassignmentMessage
+
+
+def parse_message(body: bytes) -> WorkItem | Removal | None:
+    """A work-route message: a withdrawal or a reassignment, or the work item a hand-off
+    asks for (None if none). Raises ``ValueError`` for a message that is none of these."""
     try:
         data = orjson.loads(body)
         if isinstance(data, dict) and is_withdrawal(data):
             return WithdrawalMessage.model_validate(data)
+        if isinstance(data, dict) and is_reassignment(data):
+            return ReassignmentMessage.model_validate(data)
     except (orjson.JSONDecodeError, ValidationError) as exc:
         raise ValueError(str(exc)) from exc
     return parse_work_item(body)
@@ -158,16 +174,20 @@ class WorkConsumer:
             item = await self._parsed(message)
             if item is None:
                 return
-            if isinstance(item, WithdrawalMessage):
+            if isinstance(item, WithdrawalMessage | ReassignmentMessage):
+                withdrawn = isinstance(item, WithdrawalMessage)
                 span.set_attributes(
                     {
                         "erp.request_id": item.requestId,
                         "erp.step": item.step,
                         "erp.employee_id": item.approverId,
-                        "erp.transition": "withdrawn",
+                        "erp.transition": "withdrawn" if withdrawn else "reassigned",
                     }
                 )
-                self._withdraw(item)
+                if isinstance(item, WithdrawalMessage):
+                    self._withdraw(item)
+                else:
+                    self._reassign(item)
                 await message.ack()
                 return
             span.set_attributes(
@@ -198,10 +218,23 @@ class WorkConsumer:
         else:
             MESSAGES_CONSUMED.labels("withdrawn_unheld").inc()
 
-    async def _parsed(
-        self, message: AbstractIncomingMessage
-    ) -> WorkItem | WithdrawalMessage | None:
-        """The work item a hand-off carries, or the withdrawal, or None once the message is
+    def _reassign(self, reassignment: ReassignmentMessage) -> None:
+        """Idempotent, as ``_withdraw``: the former approver's item goes (if held here) and
+        is refused to them from then on."""
+        if self.inbox.reassign(reassignment.requestId, reassignment.step, reassignment.approverId):
+            logger.info(
+                "request %d step %d reassigned: left approver %d's inbox for approver %d's",
+                reassignment.requestId,
+                reassignment.step,
+                reassignment.approverId,
+                reassignment.reassignedTo,
+            )
+            MESSAGES_CONSUMED.labels("reassigned").inc()
+        else:
+            MESSAGES_CONSUMED.labels("reassigned_unheld").inc()
+
+    async def _parsed(self, message: AbstractIncomingMessage) -> WorkItem | Removal | None:
+        """The work item a hand-off carries, or the removal, or None once the message is
         settled: an unparseable one dead-lettered, a stale one (no step waiting) acked."""
         try:
             item = parse_message(message.body)

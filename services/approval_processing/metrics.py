@@ -11,7 +11,8 @@ MESSAGES_CONSUMED = Counter(
     "erp_amqp_messages_consumed_total",
     "approval.work messages handled, by outcome (held, duplicate, stale, retried, moved: "
     "taken from the unpartitioned queue to its partition; withdrawn: a withdrawal that "
-    "took its item out, withdrawn_unheld: one for an item not held here).",
+    "took its item out, withdrawn_unheld: one for an item not held here; reassigned, "
+    "reassigned_unheld: the same for a reassignment).",
     ["outcome"],
 )
 DEAD_LETTERED = Counter(

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/process", tags=["processing"])
 NO_ITEM = "No pending approval found for this approver"
 # approval-request-service's text for a decision on a withdrawn request.
 WITHDRAWN = "Approval request was withdrawn"
+# approval-request-service's text for a decision by a step's former approver.
+REASSIGNED = "The step was reassigned to another approver"
 REBUILDING = (
     "Inboxes are being rebuilt from approval-request-service after a start; try again shortly"
 )
@@ -109,6 +111,9 @@ async def decide(
         if inbox.was_withdrawn(approver_id, request_id):
             DECISIONS_SUBMITTED.labels(body.action, "conflict").inc()
             raise HTTPException(409, WITHDRAWN)
+        if inbox.was_reassigned(approver_id, request_id):
+            DECISIONS_SUBMITTED.labels(body.action, "conflict").inc()
+            raise HTTPException(409, REASSIGNED)
         raise HTTPException(404, NO_ITEM)
     if not inbox.begin(item):
         raise HTTPException(409, "A decision on this approval is already in progress")

@@ -61,6 +61,10 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         await publisher.publish(payload)
         return []
 
+    async def reassignment(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
+        await publisher.publish(payload)
+        return []
+
     async def notify(payload: dict[str, Any], doc: dict[str, Any]) -> list[workflow.Effect]:
         try:
             await send_notification(app.state.http, settings.notification_service_url, payload)
@@ -110,6 +114,7 @@ def _deliverers(app: FastAPI, publisher: WorkPublisher) -> dict[str, Any]:
         "leave_hold": leave_hold,
         "leave_release": leave_release,
         "withdrawal": withdrawal,
+        "reassignment": reassignment,
         "leave_cancel": leave_cancel,
     }
 

@@ -20,6 +20,12 @@ CANCELLATIONS = Counter(
     "Approved LEAVE requests cancelled before they started, by whom.",
     ["by"],
 )
+REASSIGNMENTS = Counter(
+    "erp_approval_reassignments_total",
+    "Waiting steps given to another approver, by request type and by whom (the step's "
+    "approver or an admin).",
+    ["type", "by"],
+)
 COMPLETION = Histogram(
     "erp_approval_completion_seconds",
     "Time from an approval's creation to its final status.",

@@ -17,6 +17,7 @@ from services.approval_request.schemas import (
     Created,
     Decision,
     FinalStatus,
+    Reassignment,
     RequestType,
     WaitingStep,
     Withdrawal,
@@ -226,6 +227,44 @@ async def cancel_approval(
         actor=principal,
         reason=body.reason,
         today=datetime.now(zone).date(),
+        relay_holds=relay.holds,
+    )
+    if refused is not None:
+        raise HTTPException(refused.status_code, refused.detail)
+    if stored is not None:
+        relay.kick(stored)
+    return await approvals.get(request_id, public=True)
+
+
+@router.post(
+    "/{request_id}/steps/{step}/reassign",
+    response_model=ApprovalDocument,
+    responses={400: {}, 403: {}, 404: {}, 409: {}, 502: {}},
+)
+async def reassign_step(
+    principal: CurrentPrincipal,
+    request_id: PathId,
+    step: PathId,
+    body: Reassignment,
+    approvals: ApprovalsDep,
+    relay: RelayDep,
+    find_missing: FindMissingDep,
+) -> Any:
+    """An admin, or the step's current approver, gives the step awaiting a decision to
+    another approver: the step stays ``pending`` and records ``delegatedFrom``; the item
+    leaves the former approver's inbox and reaches the new one's, who is told
+    (``approval_assigned``). The new approver must exist and must not be the requester
+    (400, as at creation) nor already this step's approver (400). Any other step, or a
+    final request: 409; a decision stored first wins, as a reassignment stored first makes
+    the former approver's decision 409."""
+    refused, stored = await service.reassign(
+        repository=approvals,
+        find_missing=find_missing,
+        request_id=request_id,
+        step=step,
+        actor=principal,
+        approver_id=body.approverId,
+        reason=body.reason,
         relay_holds=relay.holds,
     )
     if refused is not None:

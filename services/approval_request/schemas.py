@@ -106,6 +106,9 @@ class Step(BaseModel):
     updatedAt: datetime | None
     # The decision's comment; absent when the approver gave none.
     comment: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The approver the step was reassigned from (the last one, when reassigned again);
+    # absent for a step never reassigned.
+    delegatedFrom: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class HistoryEvent(StrEnum):
@@ -117,6 +120,8 @@ class HistoryEvent(StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     CANCELLED = "cancelled"
+    # The waiting step was given to another approver (by an admin or its approver).
+    REASSIGNED = "reassigned"
 
 
 def _absent_when_none(value: object) -> bool:
@@ -176,6 +181,15 @@ class Cancellation(BaseModel):
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX)
     ] = Field(description="Why, in 1 to 1,000 characters; kept in the history.")
+
+
+class Reassignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approverId: Id = Field(description="Who decides the step from now on.")
+    reason: Annotated[str, StringConstraints(max_length=REASON_MAX)] | None = Field(
+        default=None, description="Why, in at most 1,000 characters; kept in the history."
+    )
 
 
 class WaitingStep(BaseModel):

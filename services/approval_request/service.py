@@ -17,6 +17,7 @@ from services.approval_request.metrics import (
     CANCELLATIONS,
     COMPLETION,
     DECISIONS,
+    REASSIGNMENTS,
     WITHDRAWALS,
 )
 from services.approval_request.outbox import stored_effects
@@ -38,6 +39,9 @@ FORBIDDEN_WITHDRAWAL = workflow.Refused(
 )
 FORBIDDEN_CANCELLATION = workflow.Refused(
     403, "Only its requester or an admin may cancel a request"
+)
+FORBIDDEN_REASSIGNMENT = workflow.Refused(
+    403, "Only an admin or the step's current approver may reassign it"
 )
 TOO_FAST = workflow.Refused(409, "The approval request is changing too fast, try again")
 
@@ -320,7 +324,7 @@ async def withdraw(
             doc=doc,
             index=outcome.index,
             changes=workflow.WITHDRAWAL_CHANGES,
-            history=workflow.withdrawal_history(doc, actor_id, reason, now),
+            history=workflow.withdrawal_history(actor_id, reason, now),
             effects=stored_effects(outcome.effects, now=now),
             now=now,
             relay_holds=relay_holds,
@@ -386,5 +390,80 @@ async def cancel(
         by = "requester" if actor.employee_id == doc["requesterId"] else "admin"
         logger.info("approval %d cancelled by employee %s (%s)", request_id, actor_id, by)
         CANCELLATIONS.labels(by).inc()
+        return None, stored
+    return TOO_FAST, None
+
+
+async def reassign(
+    *,
+    repository: ApprovalRepository,
+    find_missing: FindMissing,
+    request_id: int,
+    step: int,
+    actor: Principal,
+    approver_id: int,
+    reason: str | None,
+    relay_holds: Callable[[int], bool] | None = None,
+) -> tuple[workflow.Refused | None, StoredWrite | None]:
+    """Gives the step awaiting a decision to another approver, atomically: a decision (or
+    another reassignment) stored first makes the claim fail and the reassignment is judged
+    again on what it left (a step no longer waiting: refused), as a reassignment stored
+    first makes the former approver's decision 409. The new approver must exist at
+    employee-service (asked before the write). Only an admin or the step's approver may."""
+    labelled = False
+    checked = False
+    for _ in range(MAX_DECISION_ATTEMPTS):
+        doc = await repository.get(request_id)
+        if doc is None:
+            return workflow.NOT_FOUND, None
+        current = next((s["approverId"] for s in doc["steps"] if s["step"] == step), None)
+        if not (actor.is_admin or (current is not None and actor.employee_id == current)):
+            return FORBIDDEN_REASSIGNMENT, None
+        if not labelled:
+            _label_transition(
+                doc,
+                {
+                    "erp.request_id": request_id,
+                    "erp.step": step,
+                    "erp.employee_id": actor.employee_id or 0,
+                    "erp.request_type": doc["requestType"],
+                    "erp.transition": "reassigned",
+                },
+            )
+            labelled = True
+        outcome = workflow.reassign_step(doc, step=step, approver_id=approver_id)
+        if isinstance(outcome, workflow.Refused):
+            return outcome, None
+        if not checked:
+            missing = await find_missing([approver_id])
+            if missing:
+                return workflow.Refused(
+                    400, f"Employee {missing[0]} not found in Employee Service"
+                ), None
+            checked = True
+        now = datetime.now(UTC)
+        actor_id = actor.employee_id if actor.employee_id is not None else 0
+        stored = await repository.apply(
+            doc=doc,
+            index=outcome.index,
+            changes=outcome.changes,
+            history=workflow.reassignment_history(actor_id, step, reason, now),
+            effects=stored_effects(outcome.effects, now=now),
+            now=now,
+            relay_holds=relay_holds,
+        )
+        if stored is None:
+            continue
+        by = "admin" if actor.employee_id != current else "approver"
+        logger.info(
+            "approval %d step %d reassigned from employee %d to %d by employee %s (%s)",
+            request_id,
+            step,
+            current,
+            approver_id,
+            actor_id,
+            by,
+        )
+        REASSIGNMENTS.labels(doc["requestType"], by).inc()
         return None, stored
     return TOO_FAST, None

@@ -20,9 +20,17 @@ from services.approval_request.schemas import (
 # "leave" confirms a LEAVE request's reserved days; "leave_hold" keeps them reserved once
 # the request is stored, "leave_release" frees them when it is rejected or withdrawn.
 # "withdrawal" takes the waiting step out of its approver's inbox (the hand-off's route);
-# "leave_cancel" gives an approved leave's days back once it is cancelled.
+# "leave_cancel" gives an approved leave's days back once it is cancelled. "reassignment"
+# takes a reassigned step out of its former approver's inbox (that approver's partition).
 EffectKind = Literal[
-    "handoff", "notify", "leave", "leave_hold", "leave_release", "withdrawal", "leave_cancel"
+    "handoff",
+    "notify",
+    "leave",
+    "leave_hold",
+    "leave_release",
+    "withdrawal",
+    "leave_cancel",
+    "reassignment",
 ]
 Document = dict[str, Any]
 
@@ -62,6 +70,7 @@ NOT_FOUND = Refused(404, "Approval request not found")
 STEP_NOT_FOUND = Refused(400, "Matching approval step not found")
 NOT_WITHDRAWABLE = Refused(409, "Request can no longer be withdrawn")
 WAS_WITHDRAWN = Refused(409, "Approval request was withdrawn")
+WAS_REASSIGNED = Refused(409, "The step was reassigned to another approver")
 OPEN = (FinalStatus.PENDING, FinalStatus.IN_PROGRESS)
 NOT_CANCELLABLE = Refused(409, "Request can no longer be cancelled")
 
@@ -181,6 +190,11 @@ def decide(doc: Document, decision: Decision) -> Outcome:
         None,
     )
     if index is None:
+        if any(
+            s["step"] == decision.step and s.get("delegatedFrom") == decision.approverId
+            for s in steps
+        ):
+            return WAS_REASSIGNED
         return STEP_NOT_FOUND
     current = steps[index]["status"]
     if current == decision.status:
@@ -304,10 +318,75 @@ def withdrawal_message(request_id: int, step: dict[str, Any]) -> dict[str, Any]:
 WITHDRAWAL_CHANGES = {"finalStatus": FinalStatus.WITHDRAWN.value}
 
 
-def withdrawal_history(
-    doc: Document, actor: int, reason: str | None, now: datetime
-) -> list[dict[str, Any]]:
+def withdrawal_history(actor: int, reason: str | None, now: datetime) -> list[dict[str, Any]]:
     return [history_entry(now, actor, HistoryEvent.WITHDRAWN, reason=reason)]
+
+
+REQUESTER_APPROVES = "requester cannot approve their own request"
+STEP_NOT_WAITING = "Step {step} is not the step awaiting a decision"
+
+
+@dataclass(frozen=True)
+class Reassigned:
+    """A reassignment to store: the waiting step (``index``), what it sets, and its effects."""
+
+    index: int
+    changes: dict[str, Any]
+    effects: list[Effect]
+
+
+def reassign_step(doc: Document, *, step: int, approver_id: int) -> Reassigned | Refused:
+    """Give the step awaiting a decision to ``approver_id``: the step stays ``pending`` and
+    records whom it came from (``delegatedFrom``); the former approver's inbox loses it (a
+    message on that approver's partition) and the new one's gains it (the hand-off, on the
+    new approver's partition, from which approval-processing tells them
+    ``approval_assigned``). Only the waiting step of an open request may be reassigned; not
+    to its requester, nor to the approver it already has. An approver of another step of the
+    same request may take it, as creation allows one approver on several steps."""
+    index = next((i for i, s in enumerate(doc["steps"]) if s["step"] == step), None)
+    if index is None:
+        return Refused(404, "Approval step not found")
+    if index != awaiting_index(doc):
+        if doc["finalStatus"] not in OPEN:
+            return Refused(409, f"Approval request is already {doc['finalStatus']}")
+        return Refused(409, STEP_NOT_WAITING.format(step=step))
+    if approver_id == doc["requesterId"]:
+        return Refused(400, REQUESTER_APPROVES)
+    former = doc["steps"][index]
+    if approver_id == former["approverId"]:
+        return Refused(400, f"Employee {approver_id} already approves step {step}")
+    after = [dict(s) for s in doc["steps"]]
+    after[index] |= {"approverId": approver_id, "delegatedFrom": former["approverId"]}
+    changes = {
+        f"steps.{index}.approverId": approver_id,
+        f"steps.{index}.delegatedFrom": former["approverId"],
+        "approverIds": sorted({s["approverId"] for s in after}),
+    }
+    effects = [
+        Effect("reassignment", reassignment_message(doc["requestId"], former, approver_id)),
+        Effect("handoff", handoff_message({**doc, "steps": after})),
+    ]
+    return Reassigned(index, changes, effects)
+
+
+def reassignment_message(
+    request_id: int, former: dict[str, Any], approver_id: int
+) -> dict[str, Any]:
+    """The message that takes a reassigned step out of its former approver's inbox; routed,
+    like that approver's hand-off, to their partition, so it never overtakes it. The one
+    builder production and contracts both use."""
+    return {
+        "requestId": request_id,
+        "step": former["step"],
+        "approverId": former["approverId"],
+        "reassignedTo": approver_id,
+    }
+
+
+def reassignment_history(
+    actor: int, step: int, reason: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    return [history_entry(now, actor, HistoryEvent.REASSIGNED, step=step, reason=reason)]
 
 
 def cancel(doc: Document, *, today: date, reason: str) -> list[Effect] | Refused:

@@ -121,10 +121,17 @@ def is_withdrawal(body: Mapping[str, Any]) -> bool:
     return body.get("withdrawn") is True
 
 
+def is_reassignment(body: Mapping[str, Any]) -> bool:
+    """A reassignment takes a waiting step out of its former approver's inbox (the hand-off
+    to the new approver is an ordinary one)."""
+    return "reassignedTo" in body
+
+
 def message_partition(body: Mapping[str, Any]) -> int:
-    """The partition of a work-route message: a withdrawal goes where the hand-off of its
-    step went (its approver's), so per-approver order keeps it behind that hand-off."""
-    if is_withdrawal(body):
+    """The partition of a work-route message: a withdrawal or a reassignment goes where the
+    hand-off of its step went (its approver's), so per-approver order keeps it behind that
+    hand-off."""
+    if is_withdrawal(body) or is_reassignment(body):
         return partition_of(int(body["approverId"]))
     return handoff_partition(body)
 

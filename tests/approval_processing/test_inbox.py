@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from services.approval_processing.consumer import (
+    ReassignmentMessage,
     WithdrawalMessage,
     parse_message,
     parse_work_item,
@@ -59,6 +60,52 @@ def test_a_withdrawal_before_its_item_arrives_keeps_the_item_out() -> None:
     assert not inbox.withdraw(1, 1, 2)
     assert inbox.add(item(1)) is None
     assert len(inbox) == 0
+
+
+def test_a_reassigned_item_leaves_its_former_approver_for_the_new_one() -> None:
+    inbox = Inbox(remembered_decisions=10)
+    inbox.add(item(1, approver=2))
+    assert inbox.reassign(1, 1, 2)
+    held = inbox.add(item(1, approver=5))
+    assert held is not None
+    assert inbox.pending(2) == []
+    assert inbox.pending(5) == [held]
+    assert inbox.was_reassigned(2, 1)
+    assert not inbox.was_reassigned(5, 1)
+
+
+def test_the_new_approvers_hand_off_before_the_removal_leaves_the_item_in_one_inbox() -> None:
+    """The two travel on different partitions: either may come first."""
+    inbox = Inbox(remembered_decisions=10)
+    inbox.add(item(1, approver=2))
+    new = inbox.add(item(1, approver=5))
+    assert new is not None
+    assert inbox.reassign(1, 1, 2)
+    assert inbox.pending(2) == []
+    assert inbox.pending(5) == [new]
+    assert len(inbox) == 1
+
+
+def test_a_reassigned_step_comes_back_neither_to_its_former_approver_nor_is_lost_to_the_new() -> (
+    None
+):
+    """A parked hand-off or a rebuild of the former approver's item is stale; a decision
+    the former approver lost (409) refuses the step to them alone."""
+    inbox = Inbox(remembered_decisions=10)
+    former = inbox.add(item(1, approver=2))
+    assert former is not None
+    inbox.complete(former)
+    assert not inbox.reassign(1, 1, 2)
+    assert inbox.add(item(1, approver=2)) is None
+    assert inbox.add(item(1, approver=5)) is not None
+    assert len(inbox) == 1
+
+
+def test_a_reassignment_message_is_parsed_apart_from_a_hand_off() -> None:
+    body = {"requestId": 1, "step": 2, "approverId": 3, "reassignedTo": 4}
+    assert parse_message(orjson.dumps(body)) == ReassignmentMessage(**body)
+    with pytest.raises(ValueError, match="reassignedTo"):
+        parse_message(orjson.dumps({**body, "reassignedTo": 0}))
 
 
 def test_a_withdrawal_of_an_earlier_step_leaves_a_later_one_held() -> None:

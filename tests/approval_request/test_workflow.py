@@ -257,8 +257,77 @@ def test_a_decision_after_the_withdrawal_is_refused() -> None:
 
 def test_the_withdrawal_history_names_who_and_why() -> None:
     now = datetime.now(UTC)
-    assert workflow.withdrawal_history(doc("pending"), 1, "plans changed", now) == [
+    assert workflow.withdrawal_history(1, "plans changed", now) == [
         {"at": now, "actor": 1, "event": "withdrawn", "reason": "plans changed"}
+    ]
+
+
+def test_a_reassignment_moves_the_waiting_step_to_the_new_approver_and_keeps_it_pending() -> None:
+    waiting = doc("approved", "pending", final="in_progress")
+    outcome = workflow.reassign_step(waiting, step=2, approver_id=9)
+    assert isinstance(outcome, workflow.Reassigned)
+    assert outcome.index == 1
+    assert outcome.changes == {
+        "steps.1.approverId": 9,
+        "steps.1.delegatedFrom": 3,
+        "approverIds": [2, 9],
+    }
+    removal, handoff = outcome.effects
+    assert removal == workflow.Effect(
+        "reassignment", {"requestId": 7, "step": 2, "approverId": 3, "reassignedTo": 9}
+    )
+    assert handoff.kind == "handoff"
+    assert handoff.payload["steps"] == [
+        {"step": 1, "approverId": 2, "status": "approved"},
+        {"step": 2, "approverId": 9, "status": "pending"},
+    ]
+
+
+def test_only_the_step_awaiting_a_decision_of_an_open_request_is_reassigned() -> None:
+    waiting = doc("approved", "pending", "pending", final="in_progress")
+    for step in (1, 3):
+        assert workflow.reassign_step(waiting, step=step, approver_id=9) == workflow.Refused(
+            409, f"Step {step} is not the step awaiting a decision"
+        )
+    for final, steps in [("rejected", ("rejected", "pending")), ("withdrawn", ("pending",))]:
+        assert workflow.reassign_step(
+            doc(*steps, final=final), step=len(steps), approver_id=9
+        ) == workflow.Refused(409, f"Approval request is already {final}")
+    assert workflow.reassign_step(waiting, step=4, approver_id=9) == workflow.Refused(
+        404, "Approval step not found"
+    )
+
+
+def test_a_step_is_not_reassigned_to_its_requester_nor_to_its_own_approver() -> None:
+    waiting = doc("pending")
+    assert workflow.reassign_step(waiting, step=1, approver_id=1) == workflow.Refused(
+        400, "requester cannot approve their own request"
+    )
+    assert workflow.reassign_step(waiting, step=1, approver_id=2) == workflow.Refused(
+        400, "Employee 2 already approves step 1"
+    )
+
+
+def test_an_approver_of_another_step_may_take_the_waiting_one() -> None:
+    outcome = workflow.reassign_step(doc("pending", "pending"), step=1, approver_id=3)
+    assert isinstance(outcome, workflow.Reassigned)
+    assert outcome.changes["approverIds"] == [3]
+
+
+def test_the_former_approvers_decision_after_a_reassignment_is_refused() -> None:
+    reassigned = doc("pending")
+    reassigned["steps"][0] |= {"approverId": 9, "delegatedFrom": 2}
+    assert workflow.decide(reassigned, decision(1)) == workflow.Refused(
+        409, "The step was reassigned to another approver"
+    )
+    new = Decision(requestId=7, step=1, approverId=9, status="approved")
+    assert isinstance(workflow.decide(reassigned, new), workflow.Applied)
+
+
+def test_the_reassignment_history_names_who_which_step_and_why() -> None:
+    now = datetime.now(UTC)
+    assert workflow.reassignment_history(2, 1, "on leave", now) == [
+        {"at": now, "actor": 2, "event": "reassigned", "step": 1, "reason": "on leave"}
     ]
 
 
