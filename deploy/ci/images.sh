@@ -6,8 +6,8 @@
 #              checked against its lock hash, held in an image the build mounts
 #   frontend   the Dockerfile's `# syntax=docker/dockerfile:1`, built from Go source
 #   services   deploy/build-images.sh with --network none and pip --no-index
-#   infra      the stores and the gateway for deploy/ci/stack.ci.yml (deploy/ci/images/),
-#              from Debian's packages and the FerretDB binary the local stack builds
+#   infra      the stores, Jaeger and the gateway for deploy/ci/stack.ci.yml (deploy/ci/images/),
+#              from Debian's packages and the FerretDB and Jaeger binaries the local stack builds
 # Prints each phase's wall time. Heavy steps run at the lowest CPU and I/O priority.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -129,10 +129,13 @@ infra() {
   local context=$cache/infra-context
   rm -rf "$context"
   cp -r deploy/ci/images "$context"
-  cp "$(.venv/bin/python -c 'from devstack.backing import ferretdb_binary; print(ferretdb_binary())')" \
-    "$context/ferretdb"
+  local binary
+  for binary in ferretdb jaeger; do
+    cp "$(.venv/bin/python -c "from devstack.backing import ${binary}_binary as b; print(b())")" \
+      "$context/$binary"
+  done
   local target
-  for target in mariadb rabbitmq postgres ferretdb gateway; do
+  for target in mariadb rabbitmq postgres ferretdb jaeger gateway; do
     DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain "${low[@]}" "$docker" build \
       --build-arg "BASE=$base_image" --target "$target" --tag "erp-ci/$target:latest" \
       "$context" >>"$cache/build.log" 2>&1 || {

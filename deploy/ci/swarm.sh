@@ -2,7 +2,7 @@
 # stack.yml with deploy/ci/stack.ci.yml on a single-node Swarm of this machine (CI only;
 # deploy/ci/README.md). The images must exist (deploy/ci/images.sh).
 #   deploy/ci/swarm.sh up     deploy, wait for the migration job and every health check,
-#                             print the gateway's ports as ERP_CI_PORT_<port>=<host port>
+#                             print the published ports as ERP_CI_PORT_<port>=<host port>
 #   deploy/ci/swarm.sh down   remove the stack, its volumes, and the Swarm if this made it
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,7 +58,7 @@ up() {
   "$docker" node update --label-add erp-data=true "$("$docker" info --format '{{.Swarm.NodeID}}')" >/dev/null
   write_secrets
   local port
-  for port in 8001 8002 8003 8004; do
+  for port in 8001 8002 8003 8004 16686; do
     export "ERP_CI_PORT_$port=$(free_port)"
   done
   .venv/bin/python deploy/ci/render_stack.py stack.yml deploy/ci/stack.ci.yml |
@@ -75,7 +75,7 @@ up() {
     sleep 3
   done
   ci_log "stack $stack ready in $((SECONDS - start)) s"
-  for port in 8001 8002 8003 8004; do
+  for port in 8001 8002 8003 8004 16686; do
     local name=ERP_CI_PORT_$port
     echo "$name=${!name}"
   done

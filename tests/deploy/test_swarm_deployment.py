@@ -24,6 +24,7 @@ from services.common.auth import ADMIN, EMPLOYEE, AuthSettings, issue_token
 from tests.deploy.deploy_model import REPO
 from tests.support import factories
 from tests.support.pipeline import Listener, eventually
+from tests.support.traces import new_traceparent
 
 pytestmark = [
     pytest.mark.skipif(
@@ -73,7 +74,9 @@ def deployment() -> Iterator[Deployment]:
         values = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
         secret = (Path(values["ERP_CI_SECRETS"]) / "erp_auth_secret").read_text().strip()
         yield Deployment(
-            ports={port: int(values[f"ERP_CI_PORT_{port}"]) for port in (8001, 8002, 8003, 8004)},
+            ports={
+                port: int(values[f"ERP_CI_PORT_{port}"]) for port in (8001, 8002, 8003, 8004, 16686)
+            },
             auth=AuthSettings(secret=SecretStr(secret)),
         )
     finally:
@@ -203,6 +206,32 @@ async def test_the_gateway_refuses_metrics_and_internal_paths(
 
 async def test_a_two_step_leave_is_approved_through_the_gateway(deployment: Deployment) -> None:
     await two_step_leave(deployment)
+
+
+async def test_a_request_s_trace_is_readable_in_jaeger(deployment: Deployment) -> None:
+    """The services export to the stack's collector address; the trace of a LEAVE request
+    sent through the gateway holds the spans of both services it crossed."""
+    trace_id, headers = new_traceparent()
+    async with httpx.AsyncClient(timeout=15, headers=deployment.as_admin()) as http:
+        requester, approver = [
+            (await factories.employee(http, deployment.url(8001)))["id"] for _ in range(2)
+        ]
+        created = await http.post(
+            f"{deployment.url(8002)}/approvals",
+            json=factories.leave_body(requester, [approver]),
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+
+        async def services() -> set[str] | None:
+            found = await http.get(f"{deployment.url(16686)}/api/traces/{trace_id}")
+            if found.status_code != 200:
+                return None
+            (trace,) = found.json()["data"]
+            names = {process["serviceName"] for process in trace["processes"].values()}
+            return names if {"approval-request-service", "employee-service"} <= names else None
+
+        await eventually(services, timeout=60, what=f"trace {trace_id} in Jaeger")
 
 
 def _containers(service: str, *filters: str) -> list[str]:
