@@ -218,14 +218,21 @@ async def _approve_two_step_request(
     await _eventually(approved, f"request {request_id} approved")
 
 
-async def _withdraw_a_request(
-    client: httpx.AsyncClient, stack: Stack, requester: int, approver: int
+async def _reassign_and_withdraw_a_request(
+    client: httpx.AsyncClient, stack: Stack, requester: int, approver: int, substitute: int
 ) -> None:
-    """A 1-step GENERAL request withdrawn by its requester."""
+    """A 1-step GENERAL request reassigned by its approver to ``substitute``, then
+    withdrawn by its requester (so no item is left waiting)."""
     approvals = f"{stack.url('approval_request')}/approvals"
     created = await client.post(approvals, json=factories.approval_body(requester, [approver]))
     assert created.status_code == 201, created.text
     request_id = created.json()["requestId"]
+    reassigned = await client.post(
+        f"{approvals}/{request_id}/steps/1/reassign",
+        json={"approverId": substitute},
+        headers=as_user(approver),
+    )
+    assert reassigned.status_code == 200, reassigned.text
     withdrawn = await client.post(f"{approvals}/{request_id}/withdraw", headers=as_user(requester))
     assert withdrawn.status_code == 200, withdrawn.text
 
@@ -293,6 +300,7 @@ async def prometheus(prometheus_url: str, stack: Stack) -> AsyncIterator[Prometh
                 'sum(erp_processing_decisions_total{result="applied"})': 0.0,
                 'sum(erp_websocket_dropped_connections_total{reason="message_too_big"})': 0.0,
                 "sum(erp_approval_withdrawals_total)": 0.0,
+                "sum(erp_approval_reassignments_total)": 0.0,
                 "sum(erp_leave_cancellations_total)": 0.0,
             }
             for expr in milestones:
@@ -300,7 +308,7 @@ async def prometheus(prometheus_url: str, stack: Stack) -> AsyncIterator[Prometh
             for _ in range(2):
                 approvers = {first: first_socket, second: second_socket}
                 await _approve_two_step_request(client, stack, requester, approvers)
-                await _withdraw_a_request(client, stack, requester, first)
+                await _reassign_and_withdraw_a_request(client, stack, requester, first, second)
                 await _cancel_an_approved_leave(client, stack, requester, second)
                 await _send_oversized_message(stack, requester)
                 milestones = {expr: value + 1 for expr, value in milestones.items()}

@@ -202,6 +202,56 @@ async def test_cancellation_trace_reaches_employee_service_and_links_to_the_crea
     assert trace.descends(notified, server)
 
 
+async def test_reassignment_trace_reaches_both_inboxes_and_links_to_the_creation(
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    requester, approver, substitute = await factories.employees(client, employee_url, 3)
+    creation_id, creation_header = new_traceparent()
+    created = await client.post(
+        f"{approvals_url}/approvals",
+        headers=creation_header,
+        json=factories.approval_body(requester, [approver]),
+    )
+    request_id = created.json()["requestId"]
+    await item_arrives(client, processing_url, approver, request_id)
+
+    trace_id, header = new_traceparent()
+    reassigned = await client.post(
+        f"{approvals_url}/approvals/{request_id}/steps/1/reassign",
+        json={"approverId": substitute},
+        headers={**header, **as_user(approver)},
+    )
+    assert reassigned.status_code == 200, reassigned.text
+
+    def complete(trace: Trace) -> bool:
+        return len(trace.named(APS, "approval.work process")) >= 2 and bool(
+            trace.named(NS, "POST /notify")
+        )
+
+    trace = await fetch_trace(trace_id, until=complete)
+    server = trace.one(ARS, "POST /approvals/{request_id}/steps/{step}/reassign")
+    assert (server.tags["erp.request_id"], server.tags["erp.transition"]) == (
+        request_id,
+        "reassigned",
+    )
+    assert (server.tags["erp.employee_id"], server.tags["erp.step"]) == (approver, 1)
+    assert any(link[0] == creation_id for link in server.links)
+    writes = trace.named(ARS, ".update") + trace.named(ARS, ".findAndModify")
+    assert any(trace.descends(s, server) for s in writes)
+    # The removal on the former approver's route and the hand-off on the new one's, each
+    # consumed in this trace; the new approver told from the hand-off's consumer.
+    publishes = trace.named(ARS, "approval publish")
+    assert sorted(p.tags["erp.effect"] for p in publishes) == ["handoff", "reassignment"]
+    assert {trace.descends(p, server) for p in publishes} == {True}
+    consumed = trace.named(APS, "approval.work process")
+    assert {c.parent for c in consumed} == {p.span_id for p in publishes}
+    assert "reassigned" in {c.tags.get("erp.transition") for c in consumed}
+    assert {trace.descends(n, server) for n in trace.named(NS, "POST /notify")} == {True}
+
+
 async def test_final_leave_approval_trace_reaches_the_sql_update(
     client: httpx.AsyncClient,
     employee_url: str,
