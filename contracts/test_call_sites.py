@@ -27,6 +27,7 @@ NS_NS = "notification-service-notification-service.json"
 HANDOFFS = (
     "an approval.work hand-off of a new request",
     "an approval.work hand-off of the next step after an approval",
+    "an approval.work hand-off of a reassigned step to its new approver",
 )
 STREAM_ENTRIES = (
     "a notification-stream entry for approval_assigned",

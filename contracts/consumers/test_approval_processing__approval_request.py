@@ -305,6 +305,20 @@ def test_a_withdrawal_takes_the_waiting_step_out_of_its_approvers_inbox(pact: Pa
     pact.verify(handle, "Async")
 
 
+def test_a_reassigned_step_is_handed_to_its_new_approver(pact: Pact) -> None:
+    """An ordinary hand-off, its waiting step naming the new approver (9 in the provider's
+    reassignment), on that approver's partition."""
+    _handoff(
+        pact,
+        "an approval.work hand-off of a reassigned step to its new approver",
+        AWAITS_STEP_2,
+        [_step(1, 2, "approved"), _step(2, 9, "pending")],
+        approver=9,
+    )
+
+    pact.verify(_consume((2, 9)), "Async")
+
+
 def test_a_reassignment_takes_the_waiting_step_out_of_its_former_approvers_inbox(
     pact: Pact,
 ) -> None:

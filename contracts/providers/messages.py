@@ -58,15 +58,25 @@ def withdrawal_of(doc: dict[str, Any]) -> dict[str, Any]:
 NEW_APPROVER = 9
 
 
-def reassignment_of(doc: dict[str, Any]) -> dict[str, Any]:
-    """The removal that reassigning the step ``doc`` awaits stores, as
-    ``workflow.reassign_step`` builds it."""
+def _reassigned(doc: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The ``kind`` effect that reassigning the step ``doc`` awaits to ``NEW_APPROVER``
+    stores, as ``workflow.reassign_step`` builds it."""
     index = workflow.awaiting_index(doc)
     assert index is not None, doc
     step = doc["steps"][index]["step"]
     outcome = workflow.reassign_step(doc, step=step, approver_id=NEW_APPROVER)
     assert isinstance(outcome, workflow.Reassigned), outcome
-    return next(e.payload for e in outcome.effects if e.kind == "reassignment")
+    return next(e.payload for e in outcome.effects if e.kind == kind)
+
+
+def reassignment_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The removal from the former approver's inbox."""
+    return _reassigned(doc, "reassignment")
+
+
+def reassigned_handoff_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The hand-off to the new approver."""
+    return _reassigned(doc, "handoff")
 
 
 def handoff_producer(
@@ -74,6 +84,7 @@ def handoff_producer(
     build: Builder = workflow.handoff_message,
     withdrawal: Builder = withdrawal_of,
     reassignment: Builder = reassignment_of,
+    reassigned_handoff: Builder = reassigned_handoff_of,
 ) -> Callable[[str, dict[str, Any] | None], dict[str, Any]]:
     """Builds the hand-off (or, for an interaction described as a withdrawal or a
     reassignment, that message) of the document the interaction's provider state created."""
@@ -90,6 +101,8 @@ def handoff_producer(
             body = withdrawal(doc)
         elif "reassignment" in name:
             body = reassignment(doc)
+        elif "reassigned" in name:
+            body = reassigned_handoff(doc)
         else:
             body = build(doc)
         message, routing_key, exchange = published(body)
