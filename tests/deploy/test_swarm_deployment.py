@@ -208,6 +208,42 @@ async def test_a_two_step_leave_is_approved_through_the_gateway(deployment: Depl
     await two_step_leave(deployment)
 
 
+@pytest.mark.parametrize(
+    "service",
+    [
+        "employee-service",
+        "approval-request-service",
+        "approval-processing-service",
+        "notification-service",
+    ],
+)
+def test_each_service_image_runs_unprivileged_with_no_compiler_and_no_pip_cache(
+    deployment: Deployment, service: str
+) -> None:
+    image = f"erp/{service}:0.1.0"
+    user = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Config.User}}", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert user.stdout.strip() == "10001:10001"
+    probe = (
+        "for tool in gcc cc c++ make; do command -v $tool && exit 1; done; "
+        "for cache in /root/.cache /nonexistent/.cache /tmp/*; do [ -e $cache ] && exit 2; done; "
+        "exit 0"
+    )
+    found = subprocess.run(
+        [
+            *("docker", "run", "--rm", "--read-only", "--cap-drop", "ALL"),
+            *("--entrypoint", "sh", "--user", "0", image, "-c", probe),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 0, f"{image}: {found.stdout}"
+
+
 async def test_a_request_s_trace_is_readable_in_jaeger(deployment: Deployment) -> None:
     """The services export to the stack's collector address; the trace of a LEAVE request
     sent through the gateway holds the spans of both services it crossed."""
