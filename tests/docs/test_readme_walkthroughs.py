@@ -148,7 +148,7 @@ def test_readme_walkthroughs_run_as_printed(fresh_stack: Stack, shell: Shell) ->
     [leave] = bash_blocks(section(README, "Leave balances, holidays and reservations"))
     run_walkthrough(shell, _on(fresh_stack, leave))
 
-    [workflow] = bash_blocks(section(README, "Comments, withdrawal and history"))
+    [workflow] = bash_blocks(section(README, "Comments, withdrawal, reassignment and history"))
     run_walkthrough(shell, _on(fresh_stack, workflow))
 
     [auth] = bash_blocks(section(README, "Authentication and authorization"))
