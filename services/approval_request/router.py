@@ -10,6 +10,8 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, st
 
 from services.approval_request import service, workflow
 from services.approval_request.deps import ApprovalsDep, FindMissingDep, LeavesDep, RelayDep
+from services.approval_request.outbox import OutboxRelay
+from services.approval_request.repository import ApprovalRepository, StoredWrite
 from services.approval_request.schemas import (
     ApprovalCreate,
     ApprovalDocument,
@@ -170,6 +172,22 @@ async def waiting_steps(
     return result
 
 
+async def _transition_answer(
+    refused: workflow.Refused | None,
+    stored: StoredWrite | None,
+    approvals: ApprovalRepository,
+    relay: OutboxRelay,
+    request_id: int,
+) -> Any:
+    """A person's transition (withdraw, cancel, reassign) answered: its refusal, or the
+    document as it now stands, with the relay started on the effects just stored."""
+    if refused is not None:
+        raise HTTPException(refused.status_code, refused.detail)
+    if stored is not None:
+        relay.kick(stored)
+    return await approvals.get(request_id, public=True)
+
+
 @router.post(
     "/{request_id}/withdraw",
     response_model=ApprovalDocument,
@@ -188,18 +206,14 @@ async def withdraw_approval(
     request's reserved days are released. A decision stored first wins (this call is then
     409), as a withdrawal stored first makes the decision 409. Once final: 409 ``Request can
     no longer be withdrawn``."""
-    outcome, stored = await service.withdraw(
+    refused, stored = await service.withdraw(
         repository=approvals,
         request_id=request_id,
         actor=principal,
         reason=body.reason if body is not None else None,
         relay_holds=relay.holds,
     )
-    if isinstance(outcome, workflow.Refused):
-        raise HTTPException(outcome.status_code, outcome.detail)
-    if stored is not None:
-        relay.kick(stored)
-    return await approvals.get(request_id, public=True)
+    return await _transition_answer(refused, stored, approvals, relay, request_id)
 
 
 @router.post(
@@ -229,11 +243,7 @@ async def cancel_approval(
         today=datetime.now(zone).date(),
         relay_holds=relay.holds,
     )
-    if refused is not None:
-        raise HTTPException(refused.status_code, refused.detail)
-    if stored is not None:
-        relay.kick(stored)
-    return await approvals.get(request_id, public=True)
+    return await _transition_answer(refused, stored, approvals, relay, request_id)
 
 
 @router.post(
@@ -267,11 +277,7 @@ async def reassign_step(
         reason=body.reason,
         relay_holds=relay.holds,
     )
-    if refused is not None:
-        raise HTTPException(refused.status_code, refused.detail)
-    if stored is not None:
-        relay.kick(stored)
-    return await approvals.get(request_id, public=True)
+    return await _transition_answer(refused, stored, approvals, relay, request_id)
 
 
 @router.get("/{request_id}", response_model=ApprovalDocument, responses={404: {}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -286,6 +287,80 @@ async def decide(
     return TOO_FAST, None
 
 
+Judge = Callable[[dict[str, Any]], Awaitable["Judged | workflow.Refused"]]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A transition judged on one revision of the document, ready to be claimed."""
+
+    index: int | None
+    changes: dict[str, Any]
+    effects: list[workflow.Effect]
+
+
+async def _transition(
+    *,
+    repository: ApprovalRepository,
+    request_id: int,
+    refused: Callable[[dict[str, Any]], workflow.Refused | None],
+    attributes: Callable[[dict[str, Any]], dict[str, Any]],
+    judge: Judge,
+    history: Callable[[datetime], list[dict[str, Any]]],
+    relay_holds: Callable[[int], bool] | None,
+) -> tuple[workflow.Refused | None, StoredWrite | None, dict[str, Any] | None]:
+    """One transition asked for by a person (withdraw, cancel, reassign), atomic as
+    ``decide`` is: read, check who may (``refused``), judge, claim the next revision with
+    the history entries and the effects; another writer that got there first makes the
+    claim fail, and the transition is judged again on what it left. The refusal, or the
+    write and the document it was judged on."""
+    labelled = False
+    for _ in range(MAX_DECISION_ATTEMPTS):
+        doc = await repository.get(request_id)
+        if doc is None:
+            return workflow.NOT_FOUND, None, None
+        refusal = refused(doc)
+        if refusal is not None:
+            return refusal, None, None
+        if not labelled:
+            _label_transition(doc, attributes(doc))
+            labelled = True
+        judged = await judge(doc)
+        if isinstance(judged, workflow.Refused):
+            return judged, None, None
+        now = datetime.now(UTC)
+        stored = await repository.apply(
+            doc=doc,
+            index=judged.index,
+            changes=judged.changes,
+            history=history(now),
+            effects=stored_effects(judged.effects, now=now),
+            now=now,
+            relay_holds=relay_holds,
+        )
+        if stored is not None:
+            return None, stored, doc
+    return TOO_FAST, None, None
+
+
+def _actor_id(actor: Principal) -> int:
+    return actor.employee_id if actor.employee_id is not None else 0
+
+
+def _requester_or_admin(
+    actor: Principal, forbidden: workflow.Refused
+) -> Callable[[dict[str, Any]], workflow.Refused | None]:
+    def refused(doc: dict[str, Any]) -> workflow.Refused | None:
+        allowed = actor.is_admin or actor.employee_id == doc["requesterId"]
+        return None if allowed else forbidden
+
+    return refused
+
+
+def _by(actor: Principal, doc: dict[str, Any]) -> str:
+    return "requester" if actor.employee_id == doc["requesterId"] else "admin"
+
+
 async def withdraw(
     *,
     repository: ApprovalRepository,
@@ -293,52 +368,33 @@ async def withdraw(
     actor: Principal,
     reason: str | None,
     relay_holds: Callable[[int], bool] | None = None,
-) -> tuple[workflow.Withdrawn | workflow.Refused, StoredWrite | None]:
-    """Withdraws an open request atomically, as ``decide`` applies a decision: a decision or
-    another withdrawal stored first makes the claim fail, and the withdrawal is judged again
-    on what they left (a final request: refused). Only the requester or an admin may."""
-    labelled = False
-    for _ in range(MAX_DECISION_ATTEMPTS):
-        doc = await repository.get(request_id)
-        if doc is None:
-            return workflow.NOT_FOUND, None
-        if not (actor.is_admin or actor.employee_id == doc["requesterId"]):
-            return FORBIDDEN_WITHDRAWAL, None
-        if not labelled:
-            _label_transition(
-                doc,
-                {
-                    "erp.request_id": request_id,
-                    "erp.employee_id": actor.employee_id or 0,
-                    "erp.request_type": doc["requestType"],
-                    "erp.transition": "withdrawn",
-                },
-            )
-            labelled = True
+) -> tuple[workflow.Refused | None, StoredWrite | None]:
+    """Withdraws an open request: a decision or another withdrawal stored first leaves it
+    final, and the withdrawal is then refused. Only the requester or an admin may."""
+
+    async def judge(doc: dict[str, Any]) -> Judged | workflow.Refused:
         outcome = workflow.withdraw(doc, reason=reason)
         if isinstance(outcome, workflow.Refused):
-            return outcome, None
-        now = datetime.now(UTC)
-        actor_id = actor.employee_id if actor.employee_id is not None else 0
-        stored = await repository.apply(
-            doc=doc,
-            index=outcome.index,
-            changes=workflow.WITHDRAWAL_CHANGES,
-            history=workflow.withdrawal_history(actor_id, reason, now),
-            effects=stored_effects(outcome.effects, now=now),
-            now=now,
-            relay_holds=relay_holds,
-        )
-        if stored is None:
-            continue
-        by = "requester" if actor.employee_id == doc["requesterId"] else "admin"
-        logger.info("approval %d withdrawn by employee %s (%s)", request_id, actor_id, by)
+            return outcome
+        return Judged(outcome.index, workflow.WITHDRAWAL_CHANGES, outcome.effects)
+
+    refused, stored, doc = await _transition(
+        repository=repository,
+        request_id=request_id,
+        refused=_requester_or_admin(actor, FORBIDDEN_WITHDRAWAL),
+        attributes=lambda doc: _transition_attributes(doc, actor, "withdrawn"),
+        judge=judge,
+        history=lambda now: workflow.withdrawal_history(_actor_id(actor), reason, now),
+        relay_holds=relay_holds,
+    )
+    if doc is not None:
+        by = _by(actor, doc)
+        logger.info("approval %d withdrawn by employee %s (%s)", request_id, _actor_id(actor), by)
         WITHDRAWALS.labels(doc["requestType"], by).inc()
         COMPLETION.labels(FinalStatus.WITHDRAWN.value).observe(
-            (now - doc["createdAt"]).total_seconds()
+            (datetime.now(UTC) - doc["createdAt"]).total_seconds()
         )
-        return outcome, stored
-    return TOO_FAST, None
+    return refused, stored
 
 
 async def cancel(
@@ -350,48 +406,30 @@ async def cancel(
     today: date,
     relay_holds: Callable[[int], bool] | None = None,
 ) -> tuple[workflow.Refused | None, StoredWrite | None]:
-    """Cancels an approved LEAVE request that has not started by ``today``, atomically:
-    of two cancellations at once one claims the transition, the other is judged again on
-    the cancelled request and refused. Only the requester or an admin may."""
-    labelled = False
-    for _ in range(MAX_DECISION_ATTEMPTS):
-        doc = await repository.get(request_id)
-        if doc is None:
-            return workflow.NOT_FOUND, None
-        if not (actor.is_admin or actor.employee_id == doc["requesterId"]):
-            return FORBIDDEN_CANCELLATION, None
-        if not labelled:
-            _label_transition(
-                doc,
-                {
-                    "erp.request_id": request_id,
-                    "erp.employee_id": actor.employee_id or 0,
-                    "erp.request_type": doc["requestType"],
-                    "erp.transition": "cancelled",
-                },
-            )
-            labelled = True
+    """Cancels an approved LEAVE request that has not started by ``today``: of two
+    cancellations at once one claims the transition, the other is judged again on the
+    cancelled request and refused. Only the requester or an admin may."""
+
+    async def judge(doc: dict[str, Any]) -> Judged | workflow.Refused:
         effects = workflow.cancel(doc, today=today, reason=reason)
         if isinstance(effects, workflow.Refused):
-            return effects, None
-        now = datetime.now(UTC)
-        actor_id = actor.employee_id if actor.employee_id is not None else 0
-        stored = await repository.apply(
-            doc=doc,
-            index=None,
-            changes=workflow.CANCELLATION_CHANGES,
-            history=workflow.cancellation_history(actor_id, reason, now),
-            effects=stored_effects(effects, now=now),
-            now=now,
-            relay_holds=relay_holds,
-        )
-        if stored is None:
-            continue
-        by = "requester" if actor.employee_id == doc["requesterId"] else "admin"
-        logger.info("approval %d cancelled by employee %s (%s)", request_id, actor_id, by)
+            return effects
+        return Judged(None, workflow.CANCELLATION_CHANGES, effects)
+
+    refused, stored, doc = await _transition(
+        repository=repository,
+        request_id=request_id,
+        refused=_requester_or_admin(actor, FORBIDDEN_CANCELLATION),
+        attributes=lambda doc: _transition_attributes(doc, actor, "cancelled"),
+        judge=judge,
+        history=lambda now: workflow.cancellation_history(_actor_id(actor), reason, now),
+        relay_holds=relay_holds,
+    )
+    if doc is not None:
+        by = _by(actor, doc)
+        logger.info("approval %d cancelled by employee %s (%s)", request_id, _actor_id(actor), by)
         CANCELLATIONS.labels(by).inc()
-        return None, stored
-    return TOO_FAST, None
+    return refused, stored
 
 
 async def reassign(
@@ -405,65 +443,68 @@ async def reassign(
     reason: str | None,
     relay_holds: Callable[[int], bool] | None = None,
 ) -> tuple[workflow.Refused | None, StoredWrite | None]:
-    """Gives the step awaiting a decision to another approver, atomically: a decision (or
-    another reassignment) stored first makes the claim fail and the reassignment is judged
-    again on what it left (a step no longer waiting: refused), as a reassignment stored
-    first makes the former approver's decision 409. The new approver must exist at
-    employee-service (asked before the write). Only an admin or the step's approver may."""
-    labelled = False
+    """Gives the step awaiting a decision to another approver: a decision (or another
+    reassignment) stored first makes it judged again on what that left (a step no longer
+    waiting: refused), as a reassignment stored first makes the former approver's decision
+    409. The new approver must exist at employee-service (asked once, before the first
+    write). Only an admin or the step's approver may."""
     checked = False
-    for _ in range(MAX_DECISION_ATTEMPTS):
-        doc = await repository.get(request_id)
-        if doc is None:
-            return workflow.NOT_FOUND, None
-        current = next((s["approverId"] for s in doc["steps"] if s["step"] == step), None)
-        if not (actor.is_admin or (current is not None and actor.employee_id == current)):
-            return FORBIDDEN_REASSIGNMENT, None
-        if not labelled:
-            _label_transition(
-                doc,
-                {
-                    "erp.request_id": request_id,
-                    "erp.step": step,
-                    "erp.employee_id": actor.employee_id or 0,
-                    "erp.request_type": doc["requestType"],
-                    "erp.transition": "reassigned",
-                },
-            )
-            labelled = True
+
+    def approver_of_step(doc: dict[str, Any]) -> int | None:
+        return next((s["approverId"] for s in doc["steps"] if s["step"] == step), None)
+
+    def refused(doc: dict[str, Any]) -> workflow.Refused | None:
+        current = approver_of_step(doc)
+        allowed = actor.is_admin or (current is not None and actor.employee_id == current)
+        return None if allowed else FORBIDDEN_REASSIGNMENT
+
+    async def judge(doc: dict[str, Any]) -> Judged | workflow.Refused:
+        nonlocal checked
         outcome = workflow.reassign_step(doc, step=step, approver_id=approver_id)
         if isinstance(outcome, workflow.Refused):
-            return outcome, None
+            return outcome
         if not checked:
             missing = await find_missing([approver_id])
             if missing:
-                return workflow.Refused(
-                    400, f"Employee {missing[0]} not found in Employee Service"
-                ), None
+                return workflow.Refused(400, f"Employee {missing[0]} not found in Employee Service")
             checked = True
-        now = datetime.now(UTC)
-        actor_id = actor.employee_id if actor.employee_id is not None else 0
-        stored = await repository.apply(
-            doc=doc,
-            index=outcome.index,
-            changes=outcome.changes,
-            history=workflow.reassignment_history(actor_id, step, reason, now),
-            effects=stored_effects(outcome.effects, now=now),
-            now=now,
-            relay_holds=relay_holds,
-        )
-        if stored is None:
-            continue
+        return Judged(outcome.index, outcome.changes, outcome.effects)
+
+    refused_by, stored, doc = await _transition(
+        repository=repository,
+        request_id=request_id,
+        refused=refused,
+        attributes=lambda doc: {
+            **_transition_attributes(doc, actor, "reassigned"),
+            "erp.step": step,
+        },
+        judge=judge,
+        history=lambda now: workflow.reassignment_history(_actor_id(actor), step, reason, now),
+        relay_holds=relay_holds,
+    )
+    if doc is not None:
+        current = approver_of_step(doc)
         by = "admin" if actor.employee_id != current else "approver"
         logger.info(
-            "approval %d step %d reassigned from employee %d to %d by employee %s (%s)",
+            "approval %d step %d reassigned from employee %s to %d by employee %s (%s)",
             request_id,
             step,
             current,
             approver_id,
-            actor_id,
+            _actor_id(actor),
             by,
         )
         REASSIGNMENTS.labels(doc["requestType"], by).inc()
-        return None, stored
-    return TOO_FAST, None
+    return refused_by, stored
+
+
+def _transition_attributes(
+    doc: dict[str, Any], actor: Principal, transition: str
+) -> dict[str, Any]:
+    """The transition's request span: which request, by whom, what happened to it."""
+    return {
+        "erp.request_id": doc["requestId"],
+        "erp.employee_id": actor.employee_id or 0,
+        "erp.request_type": doc["requestType"],
+        "erp.transition": transition,
+    }
