@@ -140,8 +140,11 @@ def start_gateway(
 
 
 def _answers(port: int) -> bool:
+    """An HTTP answer, not only a connection: while nginx retries binding a port that is
+    taken, the ports it did bind already accept connections, then it gives up and exits."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return sock.recv(5) == b"HTTP/"
     except OSError:
         return False

@@ -17,12 +17,7 @@ import pytest
 
 from tests.deploy.deploy_model import APPS, PROCESSING, gateway_upstreams
 from tests.deploy.gateway import gateway_config, start_gateway
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.stack import free_port
 
 
 class StandIn(BaseHTTPRequestHandler):

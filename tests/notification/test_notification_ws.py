@@ -29,7 +29,7 @@ from websockets.uri import parse_uri
 from devstack.apps import stop_process
 from services.notification.client import watch
 from tests.support.auth import as_service, token_for
-from tests.support.stack import AMQP_URL
+from tests.support.stack import AMQP_URL, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SEND_QUEUE_SIZE = 32
@@ -45,16 +45,10 @@ def new_employee() -> int:
     return next(_employee_ids)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_url(infra: None) -> Iterator[str]:
     """One replica on a stream of its own in the session's vhost (the N=1 case)."""
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     env |= {
         "OTEL_TRACES_EXPORTER": "none",

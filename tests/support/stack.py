@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -76,10 +77,35 @@ TRACING = {
 }
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, below the kernel's ephemeral range. A port the kernel handed out
+    (bind to 0) is an ephemeral one, and between this call and the server binding it an
+    outgoing connection may take it as its local port: nginx then fails to bind it (seen
+    in a full run). Below the range only listeners compete, and each port is handed out
+    once per session."""
+    floor = _ephemeral_floor()
+    for _ in range(1000):
+        port = random.randrange(max(1024, floor - 12000), floor)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass
