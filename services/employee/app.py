@@ -20,6 +20,7 @@ from services.common import build_app
 from services.employee import db_metrics
 from services.employee.attendance.router import router as attendance_router
 from services.employee.db import create_engine, create_sessionmaker
+from services.employee.dev_sign_in.router import mount_if_development
 from services.employee.employees.router import router as employees_router
 from services.employee.holidays.router import router as holidays_router
 from services.employee.leaves.reservations_router import router as reservations_router
@@ -83,6 +84,7 @@ def create_app(settings: EmployeeSettings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(InterfaceError, _database_down)
+    mount_if_development(app)
     if app.state.settings.test_mode:  # provider states for contract verification
         from services.employee.testing import router as testing_router
 

@@ -1,0 +1,1 @@
+"""Development-only sign-in for the web console (mounted only with a committed secret)."""
