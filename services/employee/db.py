@@ -51,9 +51,15 @@ class Base(DeclarativeBase):
     pass
 
 
-def create_engine(settings: EmployeeSettings) -> AsyncEngine:
+def create_engine(settings: EmployeeSettings, *, isolation_level: str | None = None) -> AsyncEngine:
+    """``isolation_level`` set once per connection: per transaction it costs two statements
+    (set, and reset on return to the pool) on every unit of work."""
+    options: dict[str, Any] = (
+        {} if isolation_level is None else {"isolation_level": isolation_level}
+    )
     return create_async_engine(
         settings.database_url,
+        **options,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,

@@ -22,9 +22,8 @@ async def _locking_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A unit of work at READ COMMITTED, for changes made under a row lock (leave
     reservations): each read after taking the lock sees what the previous holder
     committed, where REPEATABLE READ would answer from a snapshot taken earlier."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.locking_sessionmaker
     async with sessionmaker() as session, session.begin():
-        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
         yield session
 
 

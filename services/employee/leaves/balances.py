@@ -139,17 +139,34 @@ async def balances(
     return result
 
 
+async def _entitled_to(
+    *, session: AsyncSession, employee_id: int, kind: LeaveType, year: int
+) -> Decimal | None:
+    """One type's entitlement: the admin's override for that year, else the type's."""
+    override = await session.scalar(
+        select(LeaveEntitlement.days).where(
+            LeaveEntitlement.employee_id == employee_id,
+            LeaveEntitlement.year == year,
+            LeaveEntitlement.leave_type == kind.code,
+        )
+    )
+    return kind.annual_days if override is None else override
+
+
 async def check_balance(
     *,
     session: AsyncSession,
     employee_id: int,
-    code: str,
+    kind: LeaveType,
     needed: dict[int, Decimal],
     counted: Iterable[LeaveRecord],
 ) -> None:
     """Each calendar year's part of a leave must fit that year's balance."""
+    code = kind.code
     for year, days in sorted(needed.items()):
-        entitled = (await _entitled(session=session, employee_id=employee_id, year=year))[code]
+        entitled = await _entitled_to(
+            session=session, employee_id=employee_id, kind=kind, year=year
+        )
         if entitled is None:
             continue
         remaining = entitled - _taken(counted, code, year, {APPROVED, HELD, TENTATIVE})

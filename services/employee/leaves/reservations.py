@@ -85,7 +85,7 @@ async def _admit(
     await balances.check_balance(
         session=session,
         employee_id=leave.employee_id,
-        code=found.code,
+        kind=found,
         needed=per_year,
         counted=counted,
     )
@@ -147,11 +147,12 @@ async def reserve(
         expires_at=now + ttl,
     )
     _place(record, per_year)
+    session.add(record)
     try:
-        async with session.begin_nested():
-            session.add(record)
+        await session.flush()
     except IntegrityError:
-        # The same request id reserved for another employee at the same moment.
+        # The same request id reserved for another employee at the same moment. No savepoint
+        # to roll back to: the refusal ends the unit of work, which rolls it all back.
         raise conflict(f"Request {data.requestId} already has a different reservation") from None
     return record, True
 

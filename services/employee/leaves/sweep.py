@@ -16,9 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """``sessionmaker`` at READ COMMITTED: no gap locks, so the sweep never holds up a
+    reservation being inserted."""
     async with sessionmaker() as session, session.begin():
-        # No gap locks: the sweep must never hold up a reservation being inserted.
-        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
         expired = await reservations.expire_overdue(session=session, now=utcnow())
     if expired:
         RESERVATIONS.labels("expired").inc(expired)
