@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack import apps, backing, demo, install, local, process, topology
+from devstack import apps, backing, console, demo, install, local, process, topology
 
 log = logging.getLogger("erp")
 
@@ -81,7 +81,13 @@ def up(args: argparse.Namespace) -> int:
     if not local.start(layout):
         return 1
     _show_installed()
-    return _status(layout, as_json=False)
+    served = console.serve_local(
+        {s.package: layout.public_url(s) for s in apps.APP_SERVICES if s.available}
+    )
+    code = _status(layout, as_json=False)
+    if served:
+        print(f"web console: {served}")
+    return code
 
 
 def down(_: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from devstack import apps, gateway, process
+from devstack import apps, console, gateway, process
 from devstack.topology import Replica, Topology, save, saved
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,9 @@ def start(topology: Topology) -> bool:
 
 
 def stop() -> None:
-    """Stop the gateway, then every app process we started, whatever the layout."""
+    """Stop the console and the gateway, then every app process we started, whatever the
+    layout."""
+    console.stop_local()
     pid = running_pid(GATEWAY, "nginx")
     if pid:
         log.info("stopping the gateway (pid %d)", pid)

@@ -1,0 +1,185 @@
+"""The web console on the local stack: nginx serving console/dist at http://127.0.0.1:8080/
+and passing the API paths to the services, by path, on that one origin (the console calls
+the API and opens its WebSocket same-origin). The internal endpoints are refused as the
+deployed gateway refuses them (deploy/gateway/nginx.conf). Started by `erp up` only when
+nginx and a built console are both there; without either the stack runs as before."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+from devstack import gateway, process
+from devstack.process import HOST, REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+CONSOLE = "console"
+CONSOLE_PORT = 8080
+DIST = REPO_ROOT / "console" / "dist"
+
+# Path prefix -> the service (package) that serves it.
+ROUTES = {
+    "/dev/sign-in": "employee",
+    "/employees": "employee",
+    "/attendance": "employee",
+    "/leaves": "employee",
+    "/holidays": "employee",
+    "/approvals": "approval_request",
+    "/process": "approval_processing",
+    "/ws/": "notification",
+}
+# Service-to-service endpoints under the prefixes above: never from a browser.
+REFUSED = ("/leaves/internal", "/approvals/internal")
+
+MIME_TYPES = {
+    "text/html": "html",
+    "text/css": "css",
+    "application/javascript": "js mjs",
+    "application/json": "json",
+    "image/svg+xml": "svg",
+    "image/png": "png",
+    "image/x-icon": "ico",
+}
+
+
+def _proxy(prefix: str, upstream: str) -> str:
+    if prefix == "/ws/":
+        # Sockets live for hours; the token travels in Sec-WebSocket-Protocol, never logged.
+        return f"""
+        location ^~ {prefix} {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }}"""
+    return f"""
+        location ^~ {prefix} {{
+            proxy_pass http://{upstream};
+        }}"""
+
+
+def _worker_user(dist: Path) -> str:
+    """Started as root, nginx's workers would run as nobody, who may not read a checkout or
+    a temporary dir: they run as the owner of the files they serve instead."""
+    if os.geteuid() != 0:
+        return ""
+    return f"user {pwd.getpwuid(dist.stat().st_uid).pw_name};\n"
+
+
+def config(*, upstreams: dict[str, str], port: int, dist: Path, work: Path) -> str:
+    """nginx's configuration: `dist` at `/` on 127.0.0.1:`port`, each of ROUTES passed to
+    `upstreams[package]` (`host:port`), nginx's own files under `work`."""
+    types = "".join(f"        {mime} {ext};\n" for mime, ext in MIME_TYPES.items())
+    refused = "".join(
+        f"\n        location ^~ {p} {{\n            return 404;\n        }}" for p in REFUSED
+    )
+    proxied = "".join(_proxy(prefix, upstreams[package]) for prefix, package in ROUTES.items())
+    temp = "".join(
+        f"    {kind}_temp_path {work}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""worker_processes 1;
+{_worker_user(dist)}pid {work}/nginx.pid;
+error_log stderr warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    types {{
+{types}    }}
+    default_type application/octet-stream;
+    # The path alone: no query string (nor any header) reaches the log.
+    log_format console '$remote_addr [$time_local] "$request_method $uri" $status $body_bytes_sent';
+    access_log {work}/access.log console;
+{temp}    client_max_body_size 1m;
+    proxy_http_version 1.1;
+    proxy_set_header Host $host;
+    proxy_set_header Connection "";
+    proxy_connect_timeout 5s;
+    proxy_read_timeout 60s;
+    server_tokens off;
+    server {{
+        listen {HOST}:{port};
+        root {dist};
+        location = /index.html {{
+            add_header Cache-Control "no-cache";
+        }}
+        location ^~ /assets/ {{
+            add_header Cache-Control "public, max-age=31536000, immutable";
+        }}
+        location / {{
+            try_files $uri /index.html;
+        }}{refused}{proxied}
+    }}
+}}
+"""
+
+
+def start(
+    upstreams: dict[str, str],
+    *,
+    port: int = CONSOLE_PORT,
+    dist: Path = DIST,
+    work: Path | None = None,
+) -> subprocess.Popen[bytes] | None:
+    """nginx serving the console, or None (with the reason logged) when nginx or the built
+    console is missing or the port is taken: the console is optional on the local stack."""
+    nginx = gateway.nginx_binary()
+    if nginx is None or not (dist / "index.html").exists():
+        log.info(
+            "console not served: needs nginx and a built console (cd console && npm run build)"
+        )
+        return None
+    if process.port_open(port):
+        log.warning("console not served: port %d is taken", port)
+        return None
+    work = work or process.sub_dir(CONSOLE)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "nginx.conf").write_text(
+        config(upstreams=upstreams, port=port, dist=dist.resolve(), work=work)
+    )
+    args = [str(nginx), "-e", "stderr", "-p", str(work), "-c", str(work / "nginx.conf")]
+    return process.spawn(CONSOLE, [*args, "-g", "daemon off;"], log=work / "console.log")
+
+
+def _running() -> int | None:
+    pid = process.read_pid(CONSOLE)
+    return pid if pid and process.pid_alive(pid, "nginx") else None
+
+
+def serve_local(public_urls: dict[str, str]) -> str | None:
+    """Serve the console in front of the local stack's public ports (`public_urls` by
+    package), once; its URL, or None when it is not served."""
+    url = f"http://{HOST}:{CONSOLE_PORT}/"
+    if _running():
+        return url
+    upstreams = {package: u.removeprefix("http://") for package, u in public_urls.items()}
+    popen = start(upstreams)
+    if popen is None:
+        return None
+    try:
+        process.wait_port(CONSOLE_PORT, 10, popen)
+    except (TimeoutError, RuntimeError) as error:
+        log.warning(
+            "console not served: %s\n%s",
+            error,
+            process.tail(process.sub_dir(CONSOLE) / "console.log"),
+        )
+        return None
+    process.write_pid(CONSOLE, popen.pid)
+    return url
+
+
+def stop_local() -> None:
+    pid = _running()
+    if pid:
+        log.info("stopping the console (pid %d)", pid)
+        process.stop_pid(pid, "nginx")
+    process.clear_pid(CONSOLE)

@@ -1,0 +1,108 @@
+"""The console's gateway (devstack/console.py): the built console at `/`, the API paths
+passed to the services on the same origin, the internal endpoints refused, the WebSocket
+carried with its token in the subprotocol, and no credential in its log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from devstack import console
+from tests.support import factories
+from tests.support.auth import as_service, token_for
+from tests.support.console import serving
+from tests.support.layouts import Layout
+
+INDEX = "<!doctype html><title>console under test</title>"
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    built = tmp_path / "dist"
+    (built / "assets").mkdir(parents=True)
+    (built / "index.html").write_text(INDEX)
+    (built / "assets" / "index-1.js").write_text("export const loaded = true;")
+    return built
+
+
+@pytest.fixture
+def served(layout: Layout, dist: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    work = tmp_path / "work"
+    with serving(layout, dist, work) as base:
+        yield base, work
+
+
+async def test_console_and_api_share_one_origin(
+    served: tuple[str, Path], client: httpx.AsyncClient, employee_url: str
+) -> None:
+    base, _ = served
+    me = await factories.employee(client, employee_url)
+    mine = {"Authorization": f"Bearer {token_for(me['id'])}"}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        page = await browser.get("/")
+        assert page.status_code == 200
+        assert page.text == INDEX
+        # A page's own path (a bookmark, a reload) is the console too.
+        assert (await browser.get("/requests")).text == INDEX
+        script = await browser.get("/assets/index-1.js")
+        assert script.headers["content-type"] == "application/javascript"
+        assert (await browser.get(f"/employees/{me['id']}", headers=mine)).json() == me
+        assert (
+            await browser.get(f"/approvals?requesterId={me['id']}", headers=mine)
+        ).status_code == 200
+        assert (await browser.get(f"/process/{me['id']}", headers=mine)).json() == []
+        listed = await browser.get("/dev/sign-in/employees")
+        assert me["id"] in [e["id"] for e in listed.json()]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/approvals/internal/result"),
+        ("GET", "/approvals/internal/waiting"),
+        ("POST", "/leaves/internal/approved"),
+        ("POST", "/leaves//internal/approved"),
+        ("POST", "/leaves/%69nternal/approved"),
+    ],
+)
+async def test_internal_endpoints_are_refused_even_with_a_service_token(
+    served: tuple[str, Path], method: str, path: str
+) -> None:
+    base, _ = served
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        refused = await browser.request(method, path, headers=as_service(), json={})
+    assert refused.status_code == 404
+
+
+async def test_live_notifications_reach_the_console_socket_with_no_token_logged(
+    served: tuple[str, Path],
+    client: httpx.AsyncClient,
+    employee_url: str,
+    notification_url: str,
+) -> None:
+    base, work = served
+    me = await factories.employee(client, employee_url)
+    token = token_for(me["id"])
+    socket_url = f"{base.replace('http', 'ws', 1)}/ws/{me['id']}?after=0"
+    async with connect(socket_url, subprotocols=["bearer", token]) as socket:  # type: ignore[list-item]
+        assert socket.subprotocol == "bearer"
+        sent = {"employeeId": me["id"], "type": "approval_assigned", "requestId": 7, "step": 1}
+        stored = await client.post(f"{notification_url}/notify", json=sent)
+        assert stored.status_code == 202
+        pushed = json.loads(await socket.recv(decode=True))
+        assert {k: pushed[k] for k in sent} == sent
+    log = (work / "access.log").read_text()
+    assert f"/ws/{me['id']}" in log
+    assert token not in log
+    assert "after=" not in log
+
+
+def test_without_a_built_console_nothing_is_served(tmp_path: Path) -> None:
+    upstreams = {package: "127.0.0.1:9" for package in set(console.ROUTES.values())}
+    assert console.start(upstreams, port=9, dist=tmp_path / "absent", work=tmp_path) is None
+    assert not (tmp_path / "nginx.conf").exists()
