@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ERP := $(PY) -m devstack
 
-.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest ci-cold deploy-test
+.PHONY: venv infra up down status migrate lint format typecheck contracts test test-only loadtest ci-cold deploy-test console browser-test
 
 venv:
 	@scripts/venv.sh
@@ -59,6 +59,16 @@ test: lint typecheck contracts test-only
 # Needs root (the Docker engine) and some minutes; not part of `test`.
 deploy-test: venv
 	ERP_DEPLOY_TEST=1 $(PY) -m pytest tests/deploy/test_swarm_deployment.py
+
+# The web console (console/README.md) built into console/dist, which `erp up` serves at
+# http://127.0.0.1:8080/ when nginx is installed.
+console:
+	cd console && npm ci && npm run build
+
+# The console in Debian's Chromium (apt-get install -y chromium fonts-nanum) against the
+# real services; screenshots to docs/console/. Not part of `test` yet.
+browser-test: venv console
+	ERP_BROWSER_TEST=1 $(PY) -m pytest tests/console
 
 # Issue 6's benchmark against the running local stack (`make up` first; loadtests/README.md).
 # Runs every command and fails at the end if any target was missed; results in loadtests/results/

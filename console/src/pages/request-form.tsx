@@ -1,0 +1,158 @@
+// Files a GENERAL or LEAVE request; approvers are picked by name, in order (step 1 first).
+import { useEffect, useState } from "preact/hooks";
+import { get, post } from "../api";
+import { directory } from "../directory";
+import { t } from "../i18n";
+import { useSignal } from "../signal";
+
+interface LeaveType {
+  code: string;
+  name: string;
+}
+
+interface Balance {
+  leave_type: string;
+  remaining: number | null;
+}
+
+export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
+  const people = useSignal(directory).filter((p) => p.id !== me);
+  const [type, setType] = useState<"GENERAL" | "LEAVE">("GENERAL");
+  const [title, setTitle] = useState("");
+  const [content, setContent] = useState("");
+  const [approvers, setApprovers] = useState<string[]>([""]);
+  const [types, setTypes] = useState<LeaveType[]>([]);
+  const [balances, setBalances] = useState<Balance[]>([]);
+  const [leaveType, setLeaveType] = useState("ANNUAL");
+  const [start, setStart] = useState("");
+  const [end, setEnd] = useState("");
+  const [reason, setReason] = useState("");
+  const [message, setMessage] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => {
+    if (type !== "LEAVE") return;
+    get<LeaveType[]>("/leaves/types").then(setTypes, () => setTypes([]));
+    const year = (start || new Date().toISOString()).slice(0, 4);
+    get<Balance[]>(`/leaves/balance?employeeId=${me}&year=${year}`).then(setBalances, () => setBalances([]));
+  }, [type, me, start.slice(0, 4)]);
+  const balance = balances.find((b) => b.leave_type === leaveType);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError("");
+    setMessage("");
+    const body = {
+      requesterId: me,
+      title: title.trim(),
+      content,
+      requestType: type,
+      steps: approvers.map((id, index) => ({ step: index + 1, approverId: Number(id) })),
+      ...(type === "LEAVE" ? { leaveInfo: { startDate: start, endDate: end, leaveType, reason } } : {}),
+    };
+    try {
+      const created = await post<{ requestId: number }>("/approvals", body);
+      setMessage(t("submitted", { id: created.requestId }));
+      setTitle("");
+      setContent("");
+      setReason("");
+      sent();
+    } catch (failure) {
+      setError((failure as Error).message);
+    }
+  };
+  const setApprover = (index: number, value: string) =>
+    setApprovers(approvers.map((old, i) => (i === index ? value : old)));
+  return (
+    <section class="card">
+      <h2>{t("newRequest")}</h2>
+      <form onSubmit={submit} class="form">
+        <fieldset class="inline">
+          <legend>{t("requestType")}</legend>
+          {(["GENERAL", "LEAVE"] as const).map((value) => (
+            <label class="inline">
+              <input type="radio" name="requestType" value={value} checked={type === value} onChange={() => setType(value)} />
+              {t(value)}
+            </label>
+          ))}
+        </fieldset>
+        <label>
+          {t("title")}
+          <input required maxLength={200} value={title} onInput={(e) => setTitle(e.currentTarget.value)} />
+        </label>
+        <label>
+          {t("content")}
+          <textarea rows={2} value={content} onInput={(e) => setContent(e.currentTarget.value)} />
+        </label>
+        {type === "LEAVE" && (
+          <>
+            <label>
+              {t("leaveType")}
+              <select value={leaveType} onChange={(e) => setLeaveType(e.currentTarget.value)}>
+                {(types.length ? types : [{ code: "ANNUAL", name: "ANNUAL" }]).map((lt) => (
+                  <option value={lt.code}>{lt.name}</option>
+                ))}
+              </select>
+            </label>
+            {balance && (
+              <p class="muted" data-testid="balance">
+                {t("balance")}: {balance.remaining === null ? t("unlimited") : `${balance.remaining}${t("days")}`}
+              </p>
+            )}
+            <div class="row">
+              <label>
+                {t("startDate")}
+                <input type="date" required value={start} onInput={(e) => setStart(e.currentTarget.value)} />
+              </label>
+              <label>
+                {t("endDate")}
+                <input type="date" required min={start} value={end} onInput={(e) => setEnd(e.currentTarget.value)} />
+              </label>
+            </div>
+            <label>
+              {t("reason")}
+              <input maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+            </label>
+          </>
+        )}
+        <fieldset>
+          <legend>{t("approvers")}</legend>
+          {approvers.map((id, index) => (
+            <div class="row">
+              <label>
+                {t("step")} {index + 1}
+                <select required value={id} onChange={(e) => setApprover(index, e.currentTarget.value)}>
+                  <option value="" disabled>
+                    —
+                  </option>
+                  {people.map((p) => (
+                    <option value={String(p.id)}>
+                      {p.name} · {p.department}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              {approvers.length > 1 && (
+                <button type="button" class="link" onClick={() => setApprovers(approvers.filter((_, i) => i !== index))}>
+                  {t("remove")}
+                </button>
+              )}
+            </div>
+          ))}
+          <button type="button" class="link" onClick={() => setApprovers([...approvers, ""])}>
+            {t("addApprover")}
+          </button>
+        </fieldset>
+        <button type="submit">{t("submit")}</button>
+        {message && (
+          <p class="ok" role="status">
+            {message}
+          </p>
+        )}
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
+    </section>
+  );
+}

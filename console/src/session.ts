@@ -1,0 +1,32 @@
+// Who is signed in. The token lives in this tab's sessionStorage (never in a URL): a reload
+// keeps the sign-in, closing the tab ends it.
+import { signal } from "./signal";
+
+export interface Employee {
+  id: number;
+  name: string;
+  department: string;
+  position: string;
+}
+
+export interface Session {
+  token: string;
+  employee: Employee;
+}
+
+const KEY = "erp-console-session";
+
+function restored(): Session | null {
+  try {
+    const raw = sessionStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+export const session = signal<Session | null>(restored());
+session.subscribe((value) => {
+  if (value) sessionStorage.setItem(KEY, JSON.stringify(value));
+  else sessionStorage.removeItem(KEY);
+});

@@ -1,0 +1,213 @@
+"""The web console in a real browser (Debian's Chromium driven by Playwright) against the
+session's real services, through the console's gateway: a requester and an approver, each
+in a browser context of their own, carry a LEAVE request from filing to approval, every
+change reaching the other side live (no reload, no polling). Saves screenshots of the main
+pages under docs/console/. Runs only with ERP_BROWSER_TEST=1 (`make browser-test`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.support import factories
+from tests.support.console import serving
+from tests.support.layouts import Layout
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("ERP_BROWSER_TEST") != "1",
+    reason="browser test: set ERP_BROWSER_TEST=1 (make browser-test)",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DIST = REPO / "console" / "dist"
+SCREENSHOTS = REPO / "docs" / "console"
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1100, "height": 800}
+# Issue 22: the inbox reflects a new item within 1 s (the measured figure is printed).
+LIVE_WITHIN_MS = 1000
+
+
+def chromium() -> str:
+    found = os.environ.get("ERP_CHROMIUM") or shutil.which("chromium")
+    assert found, "the browser test drives Debian's Chromium: apt-get install -y chromium"
+    return found
+
+
+@pytest.fixture(scope="module")
+def console_url(layout: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    assert (DIST / "index.html").exists(), "build the console first: make console"
+    with serving(layout, DIST, tmp_path_factory.mktemp("console")) as base:
+        yield base
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium(), args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def leave_dates() -> tuple[str, str]:
+    """Tuesday to Thursday, at least two weeks ahead."""
+    first = date.today() + timedelta(days=14)
+    tuesday = first + timedelta(days=(1 - first.weekday()) % 7)
+    return tuesday.isoformat(), (tuesday + timedelta(days=2)).isoformat()
+
+
+async def sign_in(page: Page, base: str, employee_id: int) -> None:
+    await page.goto(base)
+    await page.get_by_label("직원").select_option(str(employee_id))
+    await page.get_by_role("button", name="로그인").click()
+    await expect(page.locator("[data-connection]")).to_have_attribute("data-connection", "open")
+
+
+async def fits_the_width(page: Page) -> bool:
+    return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+async def test_leave_request_travels_live_from_requester_to_approver_and_back(
+    browser: Browser, console_url: str, client: httpx.AsyncClient, employee_url: str
+) -> None:
+    requester = await factories.employee(client, employee_url, name="김민지", position="대리")
+    approver = await factories.employee(client, employee_url, name="박서준", position="팀장")
+    requester_page = await (await browser.new_context(viewport=PHONE, locale="ko-KR")).new_page()
+    approver_page = await (await browser.new_context(viewport=DESKTOP, locale="ko-KR")).new_page()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    await requester_page.goto(console_url)
+    await expect(requester_page.get_by_label("직원")).to_be_visible()
+    await requester_page.get_by_label("직원").select_option(str(requester["id"]))
+    await requester_page.screenshot(path=SCREENSHOTS / "sign-in.png")
+    await requester_page.get_by_role("button", name="로그인").click()
+    await expect(requester_page.locator("[data-connection]")).to_have_attribute(
+        "data-connection", "open"
+    )
+    await sign_in(approver_page, console_url, approver["id"])
+
+    await approver_page.get_by_role("link", name="결재함").click()
+    await expect(approver_page.get_by_text("결재할 항목이 없습니다.")).to_be_visible()
+
+    # The requester files a LEAVE request, the approver picked by name.
+    await requester_page.get_by_role("link", name="내 요청").click()
+    await requester_page.get_by_label("휴가", exact=True).check()
+    start, end = leave_dates()
+    await requester_page.get_by_label("제목").fill("연차 신청 (가족 여행)")
+    await requester_page.get_by_label("시작일").fill(start)
+    await requester_page.get_by_label("종료일").fill(end)
+    await requester_page.get_by_label("사유").first.fill("가족 여행")
+    await expect(requester_page.get_by_test_id("balance")).to_contain_text("남은 일수")
+    await requester_page.get_by_label("단계 1").select_option(str(approver["id"]))
+    await requester_page.get_by_role("button", name="요청 보내기").click()
+    sent = requester_page.get_by_role("status").filter(has_text="을(를) 보냈습니다")
+    await expect(sent).to_be_visible()
+    filed_at = time.monotonic()
+    request_id = int((await sent.inner_text()).split("#")[1].split("을")[0])
+    assert await fits_the_width(requester_page)
+
+    # The approver's open inbox shows it, without a reload.
+    item = approver_page.locator(f'[data-testid=inbox] [data-request-id="{request_id}"]')
+    await expect(item).to_be_visible(timeout=15_000)
+    arrived_ms = (time.monotonic() - filed_at) * 1000
+    print(f"inbox showed request {request_id} {arrived_ms:.0f} ms after it was filed")
+    assert arrived_ms < LIVE_WITHIN_MS
+    await expect(item).to_contain_text("김민지")
+    await approver_page.screenshot(path=SCREENSHOTS / "inbox.png", full_page=True)
+
+    # Approved with a comment, from the keyboard.
+    await item.get_by_label("의견").fill("좋습니다. 잘 다녀오세요!")
+    await item.get_by_label("의견").press("Tab")
+    await expect(item.get_by_role("button", name="승인")).to_be_focused()
+    await approver_page.keyboard.press("Enter")
+    await expect(item).to_have_count(0)
+
+    # The requester sees the result and the comment live.
+    mine = requester_page.locator(f'[data-testid=requests] [data-request-id="{request_id}"]')
+    await expect(mine).to_have_attribute("data-final-status", "approved", timeout=15_000)
+    await expect(mine.locator('[data-step="1"]')).to_contain_text("좋습니다. 잘 다녀오세요!")
+    assert await fits_the_width(requester_page)
+    await requester_page.screenshot(path=SCREENSHOTS / "requests.png", full_page=True)
+
+    await requester_page.get_by_role("link", name="알림").click()
+    result = requester_page.locator(f'[data-type="approval_result"]:has-text("#{request_id}")')
+    await expect(result).to_contain_text("좋습니다. 잘 다녀오세요!")
+    confirmed = requester_page.locator(f'[data-type="leave_confirmed"]:has-text("#{request_id}")')
+    await expect(confirmed).to_be_visible(timeout=15_000)
+    assert await fits_the_width(requester_page)
+    await requester_page.screenshot(path=SCREENSHOTS / "notifications.png", full_page=True)
+
+    # The English labels, one click away.
+    await requester_page.get_by_role("button", name="Switch to English").click()
+    await expect(requester_page.get_by_role("link", name="Notifications")).to_be_visible()
+
+
+async def test_a_reconnect_after_the_notification_service_restarts_shows_what_was_missed(
+    browser: Browser,
+    console_url: str,
+    layout: Layout,
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    page = await (await browser.new_context(viewport=PHONE, locale="ko-KR")).new_page()
+    await sign_in(page, console_url, approver)
+    badge = page.locator("[data-connection]")
+    layout.stop("notification")
+    try:
+        await expect(badge).not_to_have_attribute("data-connection", "open")
+        missed = await factories.approval(
+            client, approvals_url, factories.approval_body(requester, [approver])
+        )
+    finally:
+        await asyncio.to_thread(layout.start, "notification")
+    await expect(badge).to_have_attribute("data-connection", "open", timeout=30_000)
+    await expect(
+        page.locator(f'[data-type="approval_assigned"]:has-text("#{missed}")')
+    ).to_be_visible(timeout=60_000)
+    await page.get_by_role("link", name="결재함").click()
+    await expect(page.locator(f'[data-testid=inbox] [data-request-id="{missed}"]')).to_be_visible()
+
+
+async def test_an_employee_sees_only_their_own_requests(
+    browser: Browser,
+    console_url: str,
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+) -> None:
+    requester, approver, other = await factories.employees(client, employee_url, 3)
+    theirs = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    page = await (await browser.new_context(viewport=DESKTOP, locale="ko-KR")).new_page()
+    await sign_in(page, console_url, other)
+    await page.get_by_role("link", name="내 요청").click()
+    await expect(page.get_by_text("요청이 없습니다.")).to_be_visible()
+    await page.get_by_role("link", name="결재함").click()
+    await expect(page.get_by_text("결재할 항목이 없습니다.")).to_be_visible()
+    # Asked directly from the console's origin with the signed-in token: refused.
+    asked = await page.evaluate(
+        """async ([id, approver]) => {
+            const { token } = JSON.parse(sessionStorage.getItem("erp-console-session"));
+            const headers = { Authorization: `Bearer ${token}` };
+            const one = await fetch(`/approvals/${id}`, { headers });
+            const inbox = await fetch(`/process/${approver}`, { headers });
+            return [one.status, inbox.status];
+        }""",
+        [theirs, approver],
+    )
+    assert asked == [403, 403]
