@@ -55,10 +55,11 @@ test-only: infra
 test: lint typecheck contracts test-only
 
 # stack.yml really deployed (deploy/ci/README.md): the images built with no registry, the
-# stack on a single-node Swarm of this machine, a flow through its gateway, then removed.
-# Needs root (the Docker engine) and some minutes; not part of `test`.
+# stack on a single-node Swarm of this machine, a flow through its gateway, then removed;
+# and k8s/ applied to a local API server with fake nodes (deploy/ci/k8s.sh).
+# Needs root (the Docker engine, the first build) and some minutes; not part of `test`.
 deploy-test: venv
-	ERP_DEPLOY_TEST=1 $(PY) -m pytest tests/deploy/test_swarm_deployment.py
+	ERP_DEPLOY_TEST=1 $(PY) -m pytest tests/deploy/test_swarm_deployment.py tests/deploy/test_k8s_deployment.py
 
 # The web console (console/README.md) built into console/dist, which `erp up` serves at
 # http://127.0.0.1:8080/ when nginx is installed.
