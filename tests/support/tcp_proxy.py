@@ -1,5 +1,5 @@
-"""A loopback TCP proxy a test can cut and restore, to take a dependency away from one
-service process without stopping the server every other test uses."""
+"""A loopback TCP proxy a test can cut, restore or hold, to take a dependency away from
+one service process without stopping the server every other test uses."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ class TcpProxy:
         self.port = listen_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def hold(self) -> None:
+        """Keep every connection open but forward nothing more, as a server that stopped
+        answering would: a call through it hangs instead of failing. What it held back is
+        never delivered, so a client killed meanwhile has not written anything."""
+        self._flowing.clear()
 
     async def cut(self) -> None:
         """Refuse new connections and drop the open ones, as a dead server would."""
@@ -25,6 +33,8 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        # Wakes the pipes a hold stopped, onto transports already aborted: they end.
+        self._flowing.set()
         if server is not None:
             await server.wait_closed()
 
@@ -39,6 +49,7 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
