@@ -46,6 +46,32 @@ rm -rf /var/lib/mysql /var/lib/rabbitmq /var/log/rabbitmq /var/lib/postgresql \
   /var/lib/prometheus /etc/rabbitmq /tmp/erp-devstack-install.lock
 echo "purged: ${installed//$'\n'/ } ($(($(date +%s) - purge_start)) s)"
 
+# make deploy-test's engine, its Swarm, its local Kubernetes, their images and caches
+# (deploy/ci/README.md): stopped by their pid files, then purged like the servers above.
+cache=${ERP_CI_CACHE:-/var/cache/erp-deploy-ci}
+if [ -x "$repo/deploy/ci/k8s.sh" ]; then
+  ERP_CI_CACHE="$cache" "$repo/deploy/ci/k8s.sh" down >/dev/null 2>&1 || true
+fi
+if [ -s /var/run/docker.pid ]; then
+  dockerd_pid=$(cat /var/run/docker.pid)
+  kill "$dockerd_pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 1
+  done
+fi
+engine=$(dpkg-query -W -f '${Package} ${Status}\n' 2>/dev/null |
+  awk '$NF == "installed" {print $1}' |
+  grep -E '^(docker\.io|containerd|runc|tini|debootstrap|etcd-server|etcd-client)$' || true)
+if [ -n "$engine" ]; then
+  # shellcheck disable=SC2086 # one word a package
+  apt-get purge -y -q $engine >>"$work/purge.log" 2>&1
+fi
+awk '$2 ~ "^/var/lib/(docker|containerd)/" {print $2}' /proc/mounts | sort -r |
+  xargs -r umount -l 2>/dev/null || true
+rm -rf /var/lib/docker /var/lib/containerd /var/run/docker.pid "$cache"
+echo "purged for deploy-test: ${engine//$'\n'/ } and $cache"
+
 # 2. A fresh clone, with a copy of shared/ beside it as CI has, and empty caches.
 git clone -q "$repo" "$work/main"
 if [ -d "$repo/../shared" ]; then
@@ -79,10 +105,11 @@ def first(pattern):
     return None
 marks = [
     ("venv", 0),
-    ("lint/types", first(r"-m ruff check")),
     ("install (apt, Go builds) and start", first(r"-m devstack install")),
+    ("lint/types (Kubernetes built meanwhile)", first(r"-m ruff check")),
     ("contracts", first(r"-m pytest contracts --ignore")),
     ("tests", first(r"-m pytest$")),
+    ("deploy-test (images, Swarm, Kubernetes)", first(r"ERP_DEPLOY_TEST=1")),
     ("end", total),
 ]
 present = [(name, at) for name, at in marks if at is not None]
