@@ -69,7 +69,11 @@ if [ -n "$engine" ]; then
 fi
 awk '$2 ~ "^/var/lib/(docker|containerd)/" {print $2}' /proc/mounts | sort -r |
   xargs -r umount -l 2>/dev/null || true
-rm -rf /var/lib/docker /var/lib/containerd /var/run/docker.pid "$cache"
+# This kind of machine mounts a disk of its own at /var/lib/docker: empty it, keep it.
+for dir in /var/lib/docker /var/lib/containerd; do
+  [ -d "$dir" ] && find "$dir" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+done
+rm -rf /var/run/docker.pid "$cache"
 echo "purged for deploy-test: ${engine//$'\n'/ } and $cache"
 
 # 2. A fresh clone, with a copy of shared/ beside it as CI has, and empty caches.
