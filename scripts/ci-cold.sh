@@ -71,7 +71,9 @@ awk '$2 ~ "^/var/lib/(docker|containerd)/" {print $2}' /proc/mounts | sort -r |
   xargs -r umount -l 2>/dev/null || true
 # This kind of machine mounts a disk of its own at /var/lib/docker: empty it, keep it.
 for dir in /var/lib/docker /var/lib/containerd; do
-  [ -d "$dir" ] && find "$dir" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  if [ -d "$dir" ]; then
+    find "$dir" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  fi
 done
 rm -rf /var/run/docker.pid "$cache"
 echo "purged for deploy-test: ${engine//$'\n'/ } and $cache"

@@ -22,7 +22,14 @@ create() {  # create NAME KEY...
   kubectl -n "$namespace" create secret generic "$name" "${args[@]}"
 }
 
-kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace"
+# A namespace made here already enforces Pod Security "restricted", as k8s/base/namespace.yaml
+# does, and is applied (not created), so the overlay's apply later adopts it without a warning.
+if ! kubectl get namespace "$namespace" >/dev/null 2>&1; then
+  kubectl create namespace "$namespace" --dry-run=client -o yaml |
+    kubectl label --local -f - -o yaml \
+      pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted |
+    kubectl apply -f -
+fi
 create mysql-credentials password root-password
 create mongo-credentials root-password
 create rabbitmq-credentials password
