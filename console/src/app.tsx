@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { loadDirectory } from "./directory";
 import { lang, t, type Label } from "./i18n";
 import { connection, startFeed, stopFeed } from "./notifications";
+import { AttendancePage } from "./pages/attendance";
 import { InboxPage } from "./pages/inbox";
 import { NotificationsPage } from "./pages/notifications";
 import { RequestsPage } from "./pages/requests";
@@ -16,6 +17,7 @@ const PAGES: { id: string; label: Label; view: () => JSX.Element }[] = [
   { id: "notifications", label: "navNotifications", view: () => <NotificationsPage /> },
   { id: "inbox", label: "navInbox", view: () => <InboxPage /> },
   { id: "requests", label: "navRequests", view: () => <RequestsPage /> },
+  { id: "attendance", label: "navAttendance", view: () => <AttendancePage /> },
 ];
 
 function usePage(): string {

@@ -66,6 +66,17 @@ const ko = {
   balance: "남은 일수",
   unlimited: "무제한",
   error: "오류",
+  navAttendance: "근태",
+  attendanceTitle: "출퇴근",
+  checkIn: "출근",
+  checkOut: "퇴근",
+  checkedIn: "출근 기록됨",
+  checkedOut: "퇴근 기록됨",
+  attendanceHistory: "최근 30일 기록",
+  noAttendance: "기록이 없습니다.",
+  date: "날짜",
+  workMinutes: "근무 시간",
+  minutes: "분",
 };
 
 export type Label = keyof typeof ko;
@@ -136,6 +147,17 @@ const en: Record<Label, string> = {
   balance: "Remaining",
   unlimited: "unlimited",
   error: "Error",
+  navAttendance: "Attendance",
+  attendanceTitle: "Check in and out",
+  checkIn: "Check in",
+  checkOut: "Check out",
+  checkedIn: "Checked in",
+  checkedOut: "Checked out",
+  attendanceHistory: "The last 30 days",
+  noAttendance: "No records.",
+  date: "Date",
+  workMinutes: "Worked",
+  minutes: "min",
 };
 
 export type Lang = "ko" | "en";

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.support import factories
 from tests.support.console import serving
@@ -30,8 +30,8 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "console" / "dist"
 SCREENSHOTS = REPO / "docs" / "console"
-PHONE = {"width": 360, "height": 780}
-DESKTOP = {"width": 1100, "height": 800}
+PHONE: ViewportSize = {"width": 360, "height": 780}
+DESKTOP: ViewportSize = {"width": 1100, "height": 800}
 # Issue 22: the inbox reflects a new item within 1 s (the measured figure is printed).
 LIVE_WITHIN_MS = 1000
 
@@ -211,3 +211,35 @@ async def test_an_employee_sees_only_their_own_requests(
         [theirs, approver],
     )
     assert asked == [403, 403]
+
+
+async def new_page(browser: Browser, viewport: ViewportSize = PHONE) -> Page:
+    return await (await browser.new_context(viewport=viewport, locale="ko-KR")).new_page()
+
+
+async def test_an_employee_checks_in_and_out_and_reads_their_own_history(
+    browser: Browser, console_url: str, client: httpx.AsyncClient, employee_url: str
+) -> None:
+    (me,) = await factories.employees(client, employee_url, 1)
+    page = await new_page(browser)
+    await sign_in(page, console_url, me)
+    # Not an administrator: no admin page is offered.
+    await expect(page.get_by_role("link", name="직원 관리")).to_have_count(0)
+    await page.get_by_role("link", name="근태").click()
+    await expect(page.get_by_text("기록이 없습니다.")).to_be_visible()
+
+    await page.get_by_role("button", name="출근").click()
+    await expect(page.get_by_role("status").filter(has_text="출근 기록됨")).to_be_visible()
+    today = page.locator("[data-testid=attendance] tbody tr")
+    await expect(today).to_have_count(1)
+    await expect(today).to_have_attribute("data-checked-out", "no")
+
+    # A second check-in the same day: the service's refusal, in its own words.
+    await page.get_by_role("button", name="출근").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Already checked in today")
+
+    await page.get_by_role("button", name="퇴근").click()
+    await expect(today).to_have_attribute("data-checked-out", "yes")
+    await expect(today.locator("td").nth(3)).to_contain_text("분")
+    assert await fits_the_width(page)
+    await page.screenshot(path=SCREENSHOTS / "attendance.png", full_page=True)
