@@ -77,6 +77,10 @@ const ko = {
   date: "날짜",
   workMinutes: "근무 시간",
   minutes: "분",
+  entitled: "부여",
+  used: "사용",
+  reserved: "결재 대기",
+  workingDaysByServer: "근무일 수는 요청을 보내면 서버가 공휴일을 빼고 셉니다 (요청 목록에 표시).",
 };
 
 export type Label = keyof typeof ko;
@@ -158,6 +162,11 @@ const en: Record<Label, string> = {
   date: "Date",
   workMinutes: "Worked",
   minutes: "min",
+  entitled: "Entitled",
+  used: "Used",
+  reserved: "Awaiting approval",
+  workingDaysByServer:
+    "The working days are counted by the server, holidays left out, when the request is sent (shown in the list).",
 };
 
 export type Lang = "ko" | "en";

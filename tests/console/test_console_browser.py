@@ -243,3 +243,40 @@ async def test_an_employee_checks_in_and_out_and_reads_their_own_history(
     await expect(today.locator("td").nth(3)).to_contain_text("분")
     assert await fits_the_width(page)
     await page.screenshot(path=SCREENSHOTS / "attendance.png", full_page=True)
+
+
+async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusal(
+    browser: Browser, console_url: str, client: httpx.AsyncClient, employee_url: str
+) -> None:
+    requester, approver = await factories.employees(client, employee_url, 2)
+    start, end = leave_dates()
+    entitlement = {"employee_id": requester, "leave_type": "ANNUAL", "year": int(start[:4])}
+    answered = await client.put(
+        f"{employee_url}/leaves/entitlements", json={**entitlement, "days": 2}
+    )
+    assert answered.status_code == 200, answered.text
+    page = await new_page(browser)
+    await sign_in(page, console_url, requester)
+    await page.get_by_role("link", name="내 요청").click()
+    await page.get_by_label("휴가", exact=True).check()
+    await page.get_by_label("제목").fill("연차")
+    await page.get_by_label("시작일").fill(start)
+    await page.get_by_label("종료일").fill(end)
+    await page.get_by_label("단계 1").select_option(str(approver))
+    balance = page.get_by_test_id("balance")
+    await expect(balance).to_contain_text("남은 일수: 2일")
+    await expect(balance).to_contain_text("부여 2일")
+
+    # Three working days against two left: the server refuses and says why.
+    await page.get_by_role("button", name="요청 보내기").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Insufficient leave balance")
+    await expect(page.get_by_text("요청이 없습니다.")).to_be_visible()
+
+    # One day: sent; the list shows the server's count, the balance the reserved day.
+    await page.get_by_label("종료일").fill(start)
+    await page.get_by_role("button", name="요청 보내기").click()
+    await expect(page.get_by_role("status").filter(has_text="보냈습니다")).to_be_visible()
+    await expect(page.locator("[data-testid=requests] > li")).to_contain_text("(1일)")
+    await expect(balance).to_contain_text("남은 일수: 1일")
+    await expect(balance).to_contain_text("결재 대기 1일")
+    assert await fits_the_width(page)

@@ -12,8 +12,13 @@ interface LeaveType {
 
 interface Balance {
   leave_type: string;
+  entitled: number | null;
+  used: number;
+  reserved: number;
   remaining: number | null;
 }
+
+const amount = (days: number | null) => (days === null ? t("unlimited") : `${days}${t("days")}`);
 
 export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
   const people = useSignal(directory).filter((p) => p.id !== me);
@@ -55,6 +60,8 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
       setContent("");
       setReason("");
       sent();
+      // The sent days are now reserved: the balance reads less.
+      if (type === "LEAVE") get<Balance[]>(`/leaves/balance?employeeId=${me}&year=${start.slice(0, 4)}`).then(setBalances, () => undefined);
     } catch (failure) {
       setError((failure as Error).message);
     }
@@ -94,9 +101,13 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
             </label>
             {balance && (
               <p class="muted" data-testid="balance">
-                {t("balance")}: {balance.remaining === null ? t("unlimited") : `${balance.remaining}${t("days")}`}
+                {t("balance")}: <strong>{amount(balance.remaining)}</strong> ({t("entitled")} {amount(balance.entitled)} ·{" "}
+                {t("used")} {amount(balance.used)} · {t("reserved")} {amount(balance.reserved)})
               </p>
             )}
+            {/* No endpoint answers the count before sending; a count made here could disagree
+                with the server's holidays, so the server's own count (or refusal) is shown. */}
+            <p class="muted">{t("workingDaysByServer")}</p>
             <div class="row">
               <label>
                 {t("startDate")}
