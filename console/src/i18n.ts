@@ -81,6 +81,10 @@ const ko = {
   used: "사용",
   reserved: "결재 대기",
   workingDaysByServer: "근무일 수는 요청을 보내면 서버가 공휴일을 빼고 셉니다 (요청 목록에 표시).",
+  reassign: "다른 결재자에게 넘기기",
+  reassignTo: "넘길 결재자",
+  reassignSubmit: "넘기기",
+  reassignReason: "넘기는 사유",
 };
 
 export type Label = keyof typeof ko;
@@ -167,6 +171,10 @@ const en: Record<Label, string> = {
   reserved: "Awaiting approval",
   workingDaysByServer:
     "The working days are counted by the server, holidays left out, when the request is sent (shown in the list).",
+  reassign: "Give to another approver",
+  reassignTo: "New approver",
+  reassignSubmit: "Give",
+  reassignReason: "Why give it on",
 };
 
 export type Lang = "ko" | "en";

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
-from tests.support import factories
+from tests.support import factories, pipeline
 from tests.support.console import serving
 from tests.support.layouts import Layout
 
@@ -280,3 +280,38 @@ async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusa
     await expect(balance).to_contain_text("남은 일수: 1일")
     await expect(balance).to_contain_text("결재 대기 1일")
     assert await fits_the_width(page)
+
+
+async def test_an_approver_gives_a_step_to_another_approver_whose_inbox_shows_it_live(
+    browser: Browser,
+    console_url: str,
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+) -> None:
+    requester, approver, other = await factories.employees(client, employee_url, 3)
+    request_id = await factories.approval(
+        client, approvals_url, factories.approval_body(requester, [approver])
+    )
+    page = await new_page(browser)
+    other_page = await new_page(browser, DESKTOP)
+    await sign_in(page, console_url, approver)
+    await sign_in(other_page, console_url, other)
+    await other_page.get_by_role("link", name="결재함").click()
+    await expect(other_page.get_by_text("결재할 항목이 없습니다.")).to_be_visible()
+
+    await page.get_by_role("link", name="결재함").click()
+    item = page.locator(f'[data-testid=inbox] [data-request-id="{request_id}"]')
+    await item.get_by_text("다른 결재자에게 넘기기").click()
+    await item.get_by_label("넘길 결재자").select_option(str(other))
+    await item.get_by_label("넘기는 사유").fill("출장 중입니다")
+    assert await fits_the_width(page)
+    await item.get_by_role("button", name="넘기기", exact=True).click()
+    await expect(item).to_have_count(0)
+
+    theirs = other_page.locator(f'[data-testid=inbox] [data-request-id="{request_id}"]')
+    await expect(theirs).to_be_visible(timeout=15_000)
+    await theirs.get_by_role("button", name="승인").click()
+    await expect(theirs).to_have_count(0)
+    decided = await pipeline.final_status(client, approvals_url, request_id, "approved")
+    assert decided["steps"][0]["approverId"] == other
