@@ -5,19 +5,35 @@ import { useEffect, useState } from "preact/hooks";
 import { loadDirectory } from "./directory";
 import { lang, t, type Label } from "./i18n";
 import { connection, startFeed, stopFeed } from "./notifications";
+import { AdminEmployeesPage } from "./pages/admin/employees";
+import { AdminHolidaysPage } from "./pages/admin/holidays";
+import { AdminLeaveTypesPage } from "./pages/admin/leave-types";
+import { AdminReportPage } from "./pages/admin/report";
 import { AttendancePage } from "./pages/attendance";
 import { InboxPage } from "./pages/inbox";
 import { NotificationsPage } from "./pages/notifications";
 import { RequestsPage } from "./pages/requests";
 import { SignInPage } from "./pages/sign-in";
-import { session } from "./session";
+import { isAdmin, session } from "./session";
 import { useSignal } from "./signal";
 
-const PAGES: { id: string; label: Label; view: () => JSX.Element }[] = [
+interface PageEntry {
+  id: string;
+  label: Label;
+  view: () => JSX.Element;
+  // Offered only to a token with the admin role (the services refuse the others anyway).
+  admin?: boolean;
+}
+
+const PAGES: PageEntry[] = [
   { id: "notifications", label: "navNotifications", view: () => <NotificationsPage /> },
   { id: "inbox", label: "navInbox", view: () => <InboxPage /> },
   { id: "requests", label: "navRequests", view: () => <RequestsPage /> },
   { id: "attendance", label: "navAttendance", view: () => <AttendancePage /> },
+  { id: "admin-employees", label: "navAdminEmployees", view: () => <AdminEmployeesPage />, admin: true },
+  { id: "admin-leave-types", label: "navAdminLeaveTypes", view: () => <AdminLeaveTypesPage />, admin: true },
+  { id: "admin-holidays", label: "navAdminHolidays", view: () => <AdminHolidaysPage />, admin: true },
+  { id: "admin-report", label: "navAdminReport", view: () => <AdminReportPage />, admin: true },
 ];
 
 function usePage(): string {
@@ -53,7 +69,8 @@ export function App() {
   useEffect(() => {
     document.title = t("appTitle");
   });
-  const shown = PAGES.find((p) => p.id === page) ?? PAGES[0];
+  const offered = PAGES.filter((p) => !p.admin || isAdmin(signedIn));
+  const shown = offered.find((p) => p.id === page) ?? offered[0];
   return (
     <>
       <header class="top">
@@ -81,7 +98,7 @@ export function App() {
       {signedIn ? (
         <>
           <nav class="tabs" aria-label={t("appTitle")}>
-            {PAGES.map((p) => (
+            {offered.map((p) => (
               <a href={`#${p.id}`} aria-current={p.id === shown.id ? "page" : undefined}>
                 {t(p.label)}
               </a>

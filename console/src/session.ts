@@ -30,3 +30,15 @@ session.subscribe((value) => {
   if (value) sessionStorage.setItem(KEY, JSON.stringify(value));
   else sessionStorage.removeItem(KEY);
 });
+
+/** Whether the token carries the admin role: it decides which pages are offered, while the
+ * services decide, on every call, what the token may do. */
+export function isAdmin(current: Session | null): boolean {
+  try {
+    const payload = current?.token.split(".")[1] ?? "";
+    const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))) as { roles?: unknown };
+    return Array.isArray(claims.roles) && claims.roles.includes("admin");
+  } catch {
+    return false;
+  }
+}

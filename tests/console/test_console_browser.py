@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -68,9 +69,11 @@ def leave_dates() -> tuple[str, str]:
     return tuesday.isoformat(), (tuesday + timedelta(days=2)).isoformat()
 
 
-async def sign_in(page: Page, base: str, employee_id: int) -> None:
+async def sign_in(page: Page, base: str, employee_id: int, *, admin: bool = False) -> None:
     await page.goto(base)
     await page.get_by_label("직원").select_option(str(employee_id))
+    if admin:
+        await page.get_by_label("관리자 권한").check()
     await page.get_by_role("button", name="로그인").click()
     await expect(page.locator("[data-connection]")).to_have_attribute("data-connection", "open")
 
@@ -315,3 +318,99 @@ async def test_an_approver_gives_a_step_to_another_approver_whose_inbox_shows_it
     await expect(theirs).to_have_count(0)
     decided = await pipeline.final_status(client, approvals_url, request_id, "approved")
     assert decided["steps"][0]["approverId"] == other
+
+
+async def test_an_administrator_keeps_employees_leave_types_holidays_and_reads_the_report(
+    browser: Browser,
+    console_url: str,
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
+    processing_url: str,
+) -> None:
+    (admin,) = await factories.employees(client, employee_url, 1)
+    # An approved leave of three days in a department of its own, for the report.
+    department = f"보고서팀 {uuid.uuid4().hex[:6]}"
+    taker = await factories.employee(client, employee_url, department=department)
+    leave = factories.leave_body(taker["id"], [admin])
+    year = leave["leaveInfo"]["startDate"][:4]
+    request_id = await factories.approval(client, approvals_url, leave)
+    decided = await pipeline.decide(client, processing_url, admin, request_id)
+    assert decided.status_code == 200, decided.text
+
+    async def reported() -> list[dict[str, object]] | None:
+        answer = await client.get(
+            f"{employee_url}/leaves/report", params={"year": year, "department": department}
+        )
+        return list(answer.json()) or None
+
+    await pipeline.eventually(reported, what="the approved leave in the report")
+    page = await new_page(browser)
+    await sign_in(page, console_url, admin, admin=True)
+    assert await fits_the_width(page)
+
+    # Employees: add, edit, deactivate.
+    await page.get_by_role("link", name="직원 관리").click()
+    name = f"신입 {uuid.uuid4().hex[:6]}"
+    added = page.get_by_role("form", name="추가")
+    await added.get_by_label("이름").fill(name)
+    await added.get_by_label("부서").fill("영업팀")
+    await added.get_by_label("직급").fill("사원")
+    await added.get_by_role("button", name="추가").click()
+    row = page.locator("[data-testid=employees] > li").filter(
+        has=page.get_by_role("form", name=name, exact=False)
+    )
+    await expect(row).to_have_count(1)
+    employee_id = int(await row.get_attribute("data-employee-id") or 0)
+    await row.get_by_label("부서").fill("인사팀")
+    await row.get_by_role("button", name="저장").click()
+    await expect(row.get_by_role("status")).to_contain_text("저장했습니다")
+    stored = await client.get(f"{employee_url}/employees/{employee_id}")
+    assert stored.json()["department"] == "인사팀"
+    assert await fits_the_width(page)
+    await page.screenshot(path=SCREENSHOTS / "admin-employees.png")
+    await row.get_by_role("button", name="비활성화").click()
+    await expect(row).to_have_count(0)
+    assert (await client.get(f"{employee_url}/employees/{employee_id}")).status_code == 404
+
+    # Leave types: list, put.
+    await page.get_by_role("link", name="휴가 종류").click()
+    await expect(page.locator('[data-testid=leave-types] [data-code="ANNUAL"]')).to_be_visible()
+    code = f"T{uuid.uuid4().hex[:8].upper()}"
+    form = page.get_by_role("form", name="휴가 종류")
+    await form.get_by_label("코드").fill(code)
+    await form.get_by_label("이름").fill("포상 휴가")
+    await form.get_by_label("연간 일수").fill("3")
+    await form.get_by_role("button", name="저장").click()
+    created = page.locator(f'[data-testid=leave-types] [data-code="{code}"]')
+    await expect(created).to_contain_text("포상 휴가")
+    await expect(created).to_contain_text("3")
+    assert await fits_the_width(page)
+    await page.screenshot(path=SCREENSHOTS / "admin-leave-types.png", full_page=True)
+
+    # Holidays: put, list, delete (a year no other test uses).
+    await page.get_by_role("link", name="공휴일").click()
+    day = f"{2900 + int(uuid.uuid4().int % 99)}-03-03"
+    form = page.get_by_role("form", name="공휴일")
+    await form.get_by_label("날짜").fill(day)
+    await form.get_by_label("공휴일 이름").fill("창립 기념일")
+    await form.get_by_role("button", name="저장").click()
+    holiday = page.locator(f'[data-testid=holidays] [data-date="{day}"]')
+    await expect(holiday).to_contain_text("창립 기념일")
+    assert await fits_the_width(page)
+    await page.screenshot(path=SCREENSHOTS / "admin-holidays.png", full_page=True)
+    await holiday.get_by_role("button", name=f"삭제 {day}").click()
+    await expect(holiday).to_have_count(0)
+    listed = await client.get(f"{employee_url}/holidays", params={"year": day[:4]})
+    assert day not in [h["date"] for h in listed.json()]
+
+    # The leave report: the year and department asked for.
+    await page.get_by_role("link", name="휴가 보고서").click()
+    await page.get_by_label("연도").fill(year)
+    await page.get_by_label("부서").fill(department)
+    await page.get_by_role("button", name="보기").click()
+    row = page.locator(f'[data-testid=report] [data-department="{department}"]')
+    await expect(row).to_have_attribute("data-leave-type", "ANNUAL")
+    await expect(row.locator("td")).to_have_text([department, "ANNUAL", "1", "3"])
+    assert await fits_the_width(page)
+    await page.screenshot(path=SCREENSHOTS / "admin-report.png", full_page=True)
