@@ -3,6 +3,8 @@ internal confirmation of an approved leave."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -32,12 +34,15 @@ from services.employee.leaves.schemas import (
     LeaveTypeRead,
     LeaveTypeWrite,
     ReportRow,
+    WorkingDaysRead,
 )
+from services.employee.leaves.working_days import HalfDay, InvalidDates
 
 router = APIRouter(prefix="/leaves", tags=["leaves"])
 
 EMPLOYEE_NOT_FOUND = "Employee not found"
 YearQuery = Annotated[int, Query(ge=MIN_YEAR, le=MAX_YEAR)]
+FIRST_DAY, LAST_DAY = date(MIN_YEAR, 1, 1), date(MAX_YEAR, 12, 31)
 
 
 @router.get("/me", response_model=list[LeaveRead])
@@ -53,6 +58,28 @@ async def my_leaves(
 @router.get("/types", response_model=list[LeaveTypeRead])
 async def list_leave_types(principal: CurrentPrincipal, session: SessionDep) -> object:
     return await balances.leave_types(session=session)
+
+
+@router.get("/working-days", response_model=WorkingDaysRead, responses={400: {}})
+async def count_working_days(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    start: Annotated[date, Query(alias="startDate", ge=FIRST_DAY, le=LAST_DAY)],
+    end: Annotated[date, Query(alias="endDate", ge=FIRST_DAY, le=LAST_DAY)],
+    half_day: Annotated[HalfDay | None, Query(alias="halfDay")] = None,
+) -> WorkingDaysRead:
+    """The count a reservation of these dates would take, so a form shows it before
+    sending; 0 is an answer here, the reservation refuses it."""
+    try:
+        per_year = await service.working_days(
+            session=session, start=start, end=end, half_day=half_day
+        )
+    except InvalidDates as exc:
+        raise HTTPException(400, str(exc)) from None
+    return WorkingDaysRead(
+        days=sum(per_year.values(), Decimal(0)),
+        perYear={str(year): days for year, days in sorted(per_year.items())},
+    )
 
 
 @router.put("/types/{code}", response_model=LeaveTypeRead)

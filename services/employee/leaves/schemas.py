@@ -78,6 +78,14 @@ class LeaveTypeRead(BaseModel):
     annual_days: DaysOut | None
 
 
+class WorkingDaysRead(BaseModel):
+    """The server's count for dates a LEAVE form is about to send; a calendar year with no
+    working day is left out of ``perYear``."""
+
+    days: DaysOut
+    perYear: dict[str, DaysOut]
+
+
 class EntitlementWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
