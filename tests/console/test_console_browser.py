@@ -270,6 +270,29 @@ async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusa
     await expect(balance).to_contain_text("남은 일수: 2일")
     await expect(balance).to_contain_text("부여 2일")
 
+    count = page.get_by_test_id("working-days")
+    await expect(count).to_contain_text("근무일: 3일 · 보낸 뒤 남는 일수 -1일")
+
+    # Before sending, the server's count: Thursday to Monday, the Friday a holiday (2043 is
+    # this test's year for holidays), is two days; a weekend none; impossible dates refused.
+    holiday = await client.put(f"{employee_url}/holidays/2043-03-06", json={"name": "휴일"})
+    assert holiday.status_code == 200, holiday.text
+    answered = await client.put(
+        f"{employee_url}/leaves/entitlements", json={**entitlement, "year": 2043, "days": 5}
+    )
+    assert answered.status_code == 200, answered.text
+    await page.get_by_label("시작일").fill("2043-03-05")
+    await page.get_by_label("종료일").fill("2043-03-09")
+    await expect(count).to_contain_text("근무일: 2일 · 보낸 뒤 남는 일수 3일")
+    await page.get_by_label("시작일").fill("2043-03-07")
+    await page.get_by_label("종료일").fill("2043-03-08")
+    await expect(count).to_contain_text("이 기간에는 근무일이 없습니다")
+    await page.get_by_label("종료일").fill("2043-03-04")
+    await expect(count).to_have_text("endDate must not be before startDate")
+    await page.get_by_label("시작일").fill(start)
+    await page.get_by_label("종료일").fill(end)
+    await expect(count).to_contain_text("근무일: 3일")
+
     # Three working days against two left: the server refuses and says why.
     await page.get_by_role("button", name="요청 보내기").click()
     await expect(page.get_by_role("alert")).to_contain_text("Insufficient leave balance")

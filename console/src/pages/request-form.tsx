@@ -18,6 +18,14 @@ interface Balance {
   remaining: number | null;
 }
 
+interface WorkingDays {
+  days: number;
+  perYear: Record<string, number>;
+}
+
+// Typing a date fires an input per keystroke; the count is asked once the dates settle.
+const COUNT_DELAY_MS = 300;
+
 const amount = (days: number | null) => (days === null ? t("unlimited") : `${days}${t("days")}`);
 
 export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
@@ -40,7 +48,29 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
     const year = (start || new Date().toISOString()).slice(0, 4);
     get<Balance[]>(`/leaves/balance?employeeId=${me}&year=${year}`).then(setBalances, () => setBalances([]));
   }, [type, me, start.slice(0, 4)]);
+  const [count, setCount] = useState<WorkingDays | null>(null);
+  const [countError, setCountError] = useState("");
+  useEffect(() => {
+    setCount(null);
+    setCountError("");
+    if (type !== "LEAVE" || !start || !end) return;
+    let current = true;
+    const timer = setTimeout(() => {
+      const query = new URLSearchParams({ startDate: start, endDate: end });
+      get<WorkingDays>(`/leaves/working-days?${query}`).then(
+        (answer) => current && setCount(answer),
+        (failure: Error) => current && setCountError(failure.message),
+      );
+    }, COUNT_DELAY_MS);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [type, start, end]);
   const balance = balances.find((b) => b.leave_type === leaveType);
+  // The balance read is the start date's year, so only that year's part of the count is taken off.
+  const after =
+    balance && balance.remaining !== null && count ? balance.remaining - (count.perYear[start.slice(0, 4)] ?? 0) : null;
   const submit = async (event: Event) => {
     event.preventDefault();
     setError("");
@@ -105,8 +135,32 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
                 {t("used")} {amount(balance.used)} · {t("reserved")} {amount(balance.reserved)})
               </p>
             )}
-            {/* No endpoint answers the count before sending; a count made here could disagree
-                with the server's holidays, so the server's own count (or refusal) is shown. */}
+            {count && (
+              <p class="muted" data-testid="working-days">
+                {count.days > 0 ? (
+                  <>
+                    {t("workingDays")}: <strong>{amount(count.days)}</strong>
+                    {Object.keys(count.perYear).length > 1 &&
+                      ` (${Object.entries(count.perYear)
+                        .map(([year, days]) => `${year} ${amount(days)}`)
+                        .join(" · ")})`}
+                    {after !== null && (
+                      <span class={after < 0 ? "error" : undefined}>
+                        {" "}
+                        · {t("afterSending")} {amount(after)}
+                      </span>
+                    )}
+                  </>
+                ) : (
+                  t("noWorkingDays")
+                )}
+              </p>
+            )}
+            {countError && (
+              <p class="error" data-testid="working-days">
+                {countError}
+              </p>
+            )}
             <p class="muted">{t("workingDaysByServer")}</p>
             <div class="row">
               <label>
