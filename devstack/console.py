@@ -1,8 +1,10 @@
 """The web console on the local stack: nginx serving console/dist at http://127.0.0.1:8080/
 and passing the API paths to the services, by path, on that one origin (the console calls
 the API and opens its WebSocket same-origin). The internal endpoints are refused as the
-deployed gateway refuses them (deploy/gateway/nginx.conf). Started by `erp up` only when
-nginx and a built console are both there; without either the stack runs as before."""
+deployed gateway refuses them (deploy/gateway/nginx.conf). The console's trace pages read
+Jaeger's query API under `/jaeger/api/` (GET of traces and services only). Started by
+`erp up` only when nginx and a built console are both there; without either the stack runs
+as before."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from devstack import gateway, process
+from devstack import backing, gateway, process
 from devstack.process import HOST, REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ ROUTES = {
 }
 # Service-to-service endpoints under the prefixes above: never from a browser.
 REFUSED = ("/leaves/internal", "/approvals/internal")
+JAEGER_QUERY = f"{HOST}:{backing.JAEGER_QUERY_PORT}"
+# What the trace pages read of Jaeger's query API; the rest of it stays off the console's origin.
+JAEGER_PATHS = ("/api/services", "/api/traces")
 
 MIME_TYPES = {
     "text/html": "html",
@@ -65,6 +70,23 @@ def _proxy(prefix: str, upstream: str) -> str:
         }}"""
 
 
+def _jaeger(upstream: str) -> str:
+    passed = "".join(
+        f"""
+        location ^~ /jaeger{path} {{
+            limit_except GET {{
+                deny all;
+            }}
+            proxy_pass http://{upstream}{path};
+        }}"""
+        for path in JAEGER_PATHS
+    )
+    return f"""
+        location ^~ /jaeger/ {{
+            return 404;
+        }}{passed}"""
+
+
 def _worker_user(dist: Path) -> str:
     """Started as root, nginx's workers would run as nobody, who may not read a checkout or
     a temporary dir: they run as the owner of the files they serve instead."""
@@ -73,9 +95,12 @@ def _worker_user(dist: Path) -> str:
     return f"user {pwd.getpwuid(dist.stat().st_uid).pw_name};\n"
 
 
-def config(*, upstreams: dict[str, str], port: int, dist: Path, work: Path) -> str:
+def config(
+    *, upstreams: dict[str, str], port: int, dist: Path, work: Path, jaeger: str = JAEGER_QUERY
+) -> str:
     """nginx's configuration: `dist` at `/` on 127.0.0.1:`port`, each of ROUTES passed to
-    `upstreams[package]` (`host:port`), nginx's own files under `work`."""
+    `upstreams[package]` (`host:port`), `/jaeger/api/` to Jaeger's query API at `jaeger`
+    (`host:port`), nginx's own files under `work`."""
     types = "".join(f"        {mime} {ext};\n" for mime, ext in MIME_TYPES.items())
     refused = "".join(
         f"\n        location ^~ {p} {{\n            return 404;\n        }}" for p in REFUSED
@@ -116,7 +141,7 @@ http {{
         }}
         location / {{
             try_files $uri /index.html;
-        }}{refused}{proxied}
+        }}{refused}{proxied}{_jaeger(jaeger)}
     }}
 }}
 """
@@ -128,6 +153,7 @@ def start(
     port: int = CONSOLE_PORT,
     dist: Path = DIST,
     work: Path | None = None,
+    jaeger: str = JAEGER_QUERY,
 ) -> subprocess.Popen[bytes] | None:
     """nginx serving the console, or None (with the reason logged) when nginx or the built
     console is missing or the port is taken: the console is optional on the local stack."""
@@ -143,7 +169,7 @@ def start(
     work = work or process.sub_dir(CONSOLE)
     work.mkdir(parents=True, exist_ok=True)
     (work / "nginx.conf").write_text(
-        config(upstreams=upstreams, port=port, dist=dist.resolve(), work=work)
+        config(upstreams=upstreams, port=port, dist=dist.resolve(), work=work, jaeger=jaeger)
     )
     args = [str(nginx), "-e", "stderr", "-p", str(work), "-c", str(work / "nginx.conf")]
     return process.spawn(CONSOLE, [*args, "-g", "daemon off;"], log=work / "console.log")

@@ -1,10 +1,13 @@
 """The console's gateway (devstack/console.py): the built console at `/`, the API paths
 passed to the services on the same origin, the internal endpoints refused, the WebSocket
-carried with its token in the subprotocol, and no credential in its log."""
+carried with its token in the subprotocol, Jaeger's traces readable (never writable) for the
+trace pages, and no credential in its log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +103,33 @@ async def test_live_notifications_reach_the_console_socket_with_no_token_logged(
     assert f"/ws/{me['id']}" in log
     assert token not in log
     assert "after=" not in log
+
+
+async def test_jaeger_traces_are_read_on_the_console_origin_and_nothing_else_of_jaeger(
+    served: tuple[str, Path], client: httpx.AsyncClient, employee_url: str
+) -> None:
+    base, _ = served
+    await factories.employee(client, employee_url)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        # Jaeger ingests in batches: the employee-service's spans show once it has them.
+        deadline = time.monotonic() + 30
+        while True:
+            services = await browser.get("/jaeger/api/services")
+            assert services.status_code == 200
+            if "employee-service" in (services.json()["data"] or []):
+                break
+            assert time.monotonic() < deadline, services.text
+            await asyncio.sleep(0.5)
+        found = await browser.get(
+            "/jaeger/api/traces", params={"service": "employee-service", "limit": 1}
+        )
+        assert found.status_code == 200
+        [trace] = found.json()["data"]
+        one = await browser.get(f"/jaeger/api/traces/{trace['traceID']}")
+        assert one.json()["data"][0]["traceID"] == trace["traceID"]
+        assert (await browser.post("/jaeger/api/traces", json={})).status_code == 403
+        assert (await browser.get("/jaeger/api/dependencies")).status_code == 404
+        assert (await browser.get("/jaeger/search")).status_code == 404
 
 
 def test_without_a_built_console_nothing_is_served(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The console's gateway (devstack/console.py) in front of a test layout's services, on a
-free loopback port, stopped by its pid when the test is done."""
+"""The console's gateway (devstack/console.py) in front of a test layout's services and the
+session's Jaeger, on a free loopback port, stopped by its pid when the test is done."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 from devstack import console
 from devstack.apps import stop_process
 from tests.support.layouts import Layout
-from tests.support.stack import free_port
+from tests.support.stack import JAEGER_QUERY, free_port
 
 PACKAGES = ("employee", "approval_request", "approval_processing", "notification")
 
@@ -23,7 +23,13 @@ def serving(layout: Layout, dist: Path, work: Path) -> Iterator[str]:
     """The console's base URL, once its gateway answers."""
     port = free_port()
     upstreams = {p: layout.url(p).removeprefix("http://") for p in PACKAGES}
-    nginx = console.start(upstreams, port=port, dist=dist, work=work)
+    nginx = console.start(
+        upstreams,
+        port=port,
+        dist=dist,
+        work=work,
+        jaeger=JAEGER_QUERY.removeprefix("http://"),
+    )
     assert nginx is not None, "the console's gateway needs nginx and a built console"
     base = f"http://127.0.0.1:{port}"
     try:
