@@ -14,6 +14,7 @@ import { InboxPage } from "./pages/inbox";
 import { NotificationsPage } from "./pages/notifications";
 import { RequestsPage } from "./pages/requests";
 import { SignInPage } from "./pages/sign-in";
+import { TracePage } from "./pages/trace";
 import { isAdmin, session } from "./session";
 import { useSignal } from "./signal";
 
@@ -70,7 +71,9 @@ export function App() {
     document.title = t("appTitle");
   });
   const offered = PAGES.filter((p) => !p.admin || isAdmin(signedIn));
-  const shown = offered.find((p) => p.id === page) ?? offered[0];
+  // A trace (#/trace/...) is opened from a request, not from a tab.
+  const traceRoute = page.startsWith("/trace/") ? page.slice("/trace/".length) : null;
+  const shown = offered.find((p) => p.id === (traceRoute === null ? page : "requests")) ?? offered[0];
   return (
     <>
       <header class="top">
@@ -104,7 +107,7 @@ export function App() {
               </a>
             ))}
           </nav>
-          <main>{shown.view()}</main>
+          <main>{traceRoute === null ? shown.view() : <TracePage route={traceRoute} />}</main>
         </>
       ) : (
         <main>

@@ -110,6 +110,20 @@ const ko = {
   allDepartments: "전체 부서",
   show: "보기",
   more: "더 보기",
+  trace: "추적",
+  requestTraces: "요청 #{id}의 추적",
+  traceTitle: "추적 {id}",
+  openTrace: "이 추적만 보기",
+  backToRequests: "내 요청으로",
+  waterfall: "구간 타임라인",
+  service: "서비스",
+  operation: "작업",
+  startOffset: "시작 (ms)",
+  duration: "소요 (ms)",
+  timeline: "타임라인",
+  spanError: "오류",
+  linkedTrace: "연결된 추적 (생성)",
+  noTraces: "아직 추적이 없습니다. Jaeger가 수집하는 데 몇 초 걸립니다: 새로 고침하세요.",
 };
 
 export type Label = keyof typeof ko;
@@ -224,6 +238,20 @@ const en: Record<Label, string> = {
   allDepartments: "All departments",
   show: "Show",
   more: "More",
+  trace: "Trace",
+  requestTraces: "Traces of request #{id}",
+  traceTitle: "Trace {id}",
+  openTrace: "Only this trace",
+  backToRequests: "Back to my requests",
+  waterfall: "Span timeline",
+  service: "Service",
+  operation: "Operation",
+  startOffset: "Start (ms)",
+  duration: "Duration (ms)",
+  timeline: "Timeline",
+  spanError: "error",
+  linkedTrace: "linked trace (creation)",
+  noTraces: "No traces yet. Jaeger takes a few seconds to ingest them: refresh.",
 };
 
 export type Lang = "ko" | "en";

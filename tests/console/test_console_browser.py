@@ -82,6 +82,32 @@ async def fits_the_width(page: Page) -> bool:
     return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+SERVICES = (
+    "employee-service",
+    "approval-request-service",
+    "approval-processing-service",
+    "notification-service",
+)
+
+
+async def waterfall_shows_every_service_and_a_span_link(page: Page) -> None:
+    """The trace with a span link (the decision's) crosses all four services. Jaeger ingests
+    spans seconds after they end: the page is refreshed until they show."""
+    decision = page.locator("[data-trace-id]:has([data-span-link])")
+    deadline = time.monotonic() + 60
+    while True:
+        shown = [
+            s
+            for s in SERVICES
+            if await decision.locator(f'[data-testid=waterfall] tr[data-service="{s}"]').count()
+        ]
+        if len(shown) == len(SERVICES):
+            return
+        assert time.monotonic() < deadline, f"the linked trace's waterfall shows {shown}"
+        await page.get_by_role("button", name="새로 고침").click()
+        await page.wait_for_timeout(1000)
+
+
 async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     browser: Browser, console_url: str, client: httpx.AsyncClient, employee_url: str
 ) -> None:
@@ -151,6 +177,18 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     await expect(confirmed).to_be_visible(timeout=15_000)
     assert await fits_the_width(requester_page)
     await requester_page.screenshot(path=SCREENSHOTS / "notifications.png", full_page=True)
+
+    # The request's traces, from the request list and the keyboard: the decision's trace
+    # crosses all four services and links to the trace that created the request.
+    await requester_page.get_by_role("link", name="내 요청").click()
+    await mine.locator("[data-trace-link]").focus()
+    await requester_page.keyboard.press("Enter")
+    await waterfall_shows_every_service_and_a_span_link(requester_page)
+    assert await fits_the_width(requester_page)
+    await requester_page.set_viewport_size(DESKTOP)
+    await requester_page.screenshot(path=SCREENSHOTS / "trace.png", full_page=True)
+    await requester_page.set_viewport_size(PHONE)
+    await requester_page.get_by_role("link", name="알림").click()
 
     # The English labels, one click away.
     await requester_page.get_by_role("button", name="Switch to English").click()

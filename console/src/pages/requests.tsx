@@ -61,7 +61,10 @@ function Request({ doc, changed }: { doc: ApprovalDocument; changed: () => void 
   return (
     <li class="card" data-request-id={doc.requestId} data-final-status={doc.finalStatus}>
       <h3>
-        #{doc.requestId} {doc.title} <span class={`pill pill-${doc.finalStatus}`}>{tValue(doc.finalStatus)}</span>
+        #{doc.requestId} {doc.title} <span class={`pill pill-${doc.finalStatus}`}>{tValue(doc.finalStatus)}</span>{" "}
+        <a href={`#/trace/request/${doc.requestId}`} class="muted" data-trace-link>
+          {t("trace")}
+        </a>
       </h3>
       <p class="muted">
         {tValue(doc.requestType)}
