@@ -204,8 +204,26 @@ async def test_the_gateway_refuses_metrics_and_internal_paths(
     assert refused.status_code == 404
 
 
+def _recent_logs(service: str, lines: int = 60) -> str:
+    """The end of a stack service's log, every replica, for a failure message: the stack
+    is removed after the module, and CI keeps only what the run printed."""
+    name = f"{os.environ.get('ERP_CI_STACK', 'erp-ci')}_{service}"
+    done = subprocess.run(
+        ["docker", "service", "logs", "--timestamps", "--tail", str(lines), name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return f"--- {name} ---\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
+
+
 async def test_a_two_step_leave_is_approved_through_the_gateway(deployment: Deployment) -> None:
-    await two_step_leave(deployment)
+    try:
+        await two_step_leave(deployment)
+    except AssertionError as exc:
+        # A live push seen missing once (session 10): say which replica dropped it.
+        logs = "\n".join(_recent_logs(s) for s in ("notification-service", "gateway"))
+        raise AssertionError(f"{exc}\n{logs}") from exc
 
 
 @pytest.mark.parametrize(
