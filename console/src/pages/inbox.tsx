@@ -101,11 +101,7 @@ function Item({ item, done, handedOver }: { item: WorkItem; done: () => void; ha
           {t("reject")}
         </button>
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
       <Reassign item={item} handedOver={handedOver} />
     </li>
   );
@@ -137,11 +133,7 @@ export function InboxPage() {
   return (
     <section>
       <h2>{t("inboxTitle")}</h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
       {shown?.length === 0 && <p class="muted">{t("inboxEmpty")}</p>}
       <ul class="list" data-testid="inbox">
         {shown?.map((item) => (

@@ -4,6 +4,7 @@ import { get, post } from "../api";
 import { directory } from "../directory";
 import { t } from "../i18n";
 import { useSignal } from "../signal";
+import { Feedback } from "../feedback";
 
 interface LeaveType {
   code: string;
@@ -207,16 +208,7 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
           </button>
         </fieldset>
         <button type="submit">{t("submit")}</button>
-        {message && (
-          <p class="ok" role="status">
-            {message}
-          </p>
-        )}
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Feedback message={message} error={error} />
       </form>
     </section>
   );

@@ -8,6 +8,7 @@ import { onFeedChange } from "../notifications";
 import { session } from "../session";
 import { useSignal } from "../signal";
 import { RequestForm } from "./request-form";
+import { Feedback } from "../feedback";
 
 interface Step {
   step: number;
@@ -109,11 +110,7 @@ function Request({ doc, changed }: { doc: ApprovalDocument; changed: () => void 
           )}
         </div>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
     </li>
   );
 }
@@ -138,11 +135,7 @@ export function RequestsPage() {
     <section>
       <RequestForm me={me} sent={load} />
       <h2>{t("requestsTitle")}</h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
       {docs?.length === 0 && <p class="muted">{t("noRequests")}</p>}
       <ul class="list" data-testid="requests">
         {docs?.map((doc) => <Request key={doc.requestId} doc={doc} changed={load} />)}

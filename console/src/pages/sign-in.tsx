@@ -6,6 +6,7 @@ import { directory, loadDirectory } from "../directory";
 import { t } from "../i18n";
 import { session, type Employee } from "../session";
 import { useSignal } from "../signal";
+import { Feedback } from "../feedback";
 
 interface SignedIn {
   token: string;
@@ -56,11 +57,7 @@ export function SignInPage() {
           {t("signIn")}
         </button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
     </section>
   );
 }

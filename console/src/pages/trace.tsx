@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { get } from "../api";
 import { t } from "../i18n";
 import type { ApprovalDocument } from "./requests";
+import { Feedback } from "../feedback";
 
 interface Reference {
   refType: string;
@@ -157,11 +158,7 @@ export function TracePage({ route }: { route: string }) {
       <button type="button" onClick={load}>
         {t("refresh")}
       </button>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Feedback error={error} />
       {traces?.length === 0 && <p class="muted">{t("noTraces")}</p>}
       {traces?.map((trace) => <Waterfall key={trace.traceID} trace={trace} />)}
     </section>
