@@ -10,12 +10,19 @@ from services.common.auth import CurrentPrincipal, require_admin, require_self_o
 from services.common.limits import MAX_ID, PathId
 from services.employee.deps import SessionDep
 from services.employee.employees import service
-from services.employee.employees.schemas import EmployeeCreate, EmployeeRead, EmployeeUpdate
+from services.employee.employees.models import NAME_MAX
+from services.employee.employees.schemas import (
+    DirectoryEntry,
+    EmployeeCreate,
+    EmployeeRead,
+    EmployeeUpdate,
+)
 
 router = APIRouter(prefix="/employees", tags=["employees"])
 
 NOT_FOUND = "Employee not found"
 MAX_PAGE = 500
+DIRECTORY_MAX = 200
 
 
 def _parse_ids(raw: str) -> list[int]:
@@ -47,6 +54,20 @@ async def list_employees(
     require_admin(principal, or_service=True)
     wanted = _parse_ids(ids) if ids is not None else None
     return await service.list_active(session=session, limit=limit, offset=offset, ids=wanted)
+
+
+# Declared before /{employee_id}, which would otherwise take "directory" for an id.
+@router.get("/directory", response_model=list[DirectoryEntry])
+async def employee_directory(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    q: Annotated[str, Query(description="part of a name, any case", max_length=NAME_MAX)] = "",
+    limit: Annotated[int, Query(ge=1, le=DIRECTORY_MAX)] = 50,
+) -> object:
+    """Any signed-in caller may pick a colleague by name; no more than id, name, department
+    and position is shown (an approver picker in production, where no development sign-in
+    lists the employees)."""
+    return await service.directory(session=session, q=q.strip(), limit=limit)
 
 
 @router.get("/{employee_id}", response_model=EmployeeRead, responses={404: {}})

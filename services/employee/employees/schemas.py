@@ -43,3 +43,14 @@ class EmployeeRead(BaseModel):
     department: str
     position: str
     created_at: datetime
+
+
+class DirectoryEntry(BaseModel):
+    """What any signed-in person may read about a colleague: enough to pick one by name."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    department: str
+    position: str

@@ -42,6 +42,15 @@ async def list_active(
     return (await session.scalars(query.limit(limit).offset(offset))).all()
 
 
+async def directory(*, session: AsyncSession, q: str, limit: int) -> Sequence[Employee]:
+    """Active employees whose name holds `q` (any case), by name then id: what a signed-in
+    person needs to pick an approver by name. `%` and `_` in `q` match themselves."""
+    query = select(Employee).where(Employee.deactivated_at.is_(None))
+    if q:
+        query = query.where(Employee.name.icontains(q, autoescape=True))
+    return (await session.scalars(query.order_by(Employee.name, Employee.id).limit(limit))).all()
+
+
 async def update(*, session: AsyncSession, employee: Employee, data: EmployeeUpdate) -> Employee:
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(employee, field, value)
