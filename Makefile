@@ -7,10 +7,12 @@ ERP := $(PY) -m devstack
 venv:
 	@scripts/venv.sh
 
-# Installs and builds first (apt, Go: minutes on a new machine, with a progress line every
-# 30 s), then starts what the tests need under short start-up timeouts.
+# Installs and builds first (apt, Go, the console's npm build: minutes on a new machine, with
+# a progress line every 30 s), then starts what the tests need under short start-up timeouts.
+# --with-console: nginx, Chromium and Korean fonts for the console's browser tests, and
+# console/dist built (each step only when missing or stale).
 infra: venv
-	$(ERP) install --with-jaeger --with-prometheus
+	$(ERP) install --with-jaeger --with-prometheus --with-console
 	$(ERP) infra up --with-jaeger
 
 # `make up REPLICAS=3`: three processes of each service behind a local gateway (nginx) that
@@ -61,15 +63,15 @@ test: lint typecheck contracts test-only
 deploy-test: venv
 	ERP_DEPLOY_TEST=1 $(PY) -m pytest tests/deploy/test_swarm_deployment.py tests/deploy/test_k8s_deployment.py
 
-# The web console (console/README.md) built into console/dist, which `erp up` serves at
-# http://127.0.0.1:8080/ when nginx is installed.
-console:
-	cd console && npm ci && npm run build
+# The web console (console/README.md) built into console/dist, which `erp up` (it builds it
+# too) serves at http://127.0.0.1:8080/: npm ci and npm run build, each only when stale.
+console: venv
+	$(ERP) build-console
 
-# The console in Debian's Chromium (apt-get install -y chromium fonts-nanum) against the
-# real services; screenshots to docs/console/. Not part of `test` yet.
+# The console's browser tests alone (they are part of `test` too), in Debian's Chromium
+# (`erp install --with-console` installs it), rewriting the screenshots under docs/console/.
 browser-test: venv console
-	ERP_BROWSER_TEST=1 $(PY) -m pytest tests/console
+	ERP_CONSOLE_SCREENSHOTS=1 $(PY) -m pytest tests/console
 
 # Issue 6's benchmark against the running local stack (`make up` first; loadtests/README.md).
 # Runs every command and fails at the end if any target was missed; results in loadtests/results/

@@ -58,6 +58,7 @@ RABBITMQ_SERVER = Path("/usr/sbin/rabbitmq-server")
 RABBITMQ_PID_FILES = "/var/lib/rabbitmq/mnesia/*.pid"
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
+NANUM_FONTS = Path("/usr/share/fonts/truetype/nanum")
 FERRETDB_MODULE = ("github.com/FerretDB/FerretDB", "v1.24.2")
 # Jaeger v2.12.0 is tagged v1.75.0 for Go, the approved release (docs/decisions.md D1): the
 # module path has no /v2 suffix, so its v2.x tags are not valid Go module versions.
@@ -424,7 +425,7 @@ def jaeger_binary() -> Path:
     return go_binary(*JAEGER_MODULE, JAEGER_PACKAGE, "jaeger", probe=["version"])
 
 
-def _missing_packages(*, prometheus: bool, gateway: bool) -> list[str]:
+def _missing_packages(*, prometheus: bool, gateway: bool, browser: bool = False) -> list[str]:
     """The Debian packages whose programs this machine lacks."""
     wanted = {
         "mariadb-server": MARIADBD.exists(),
@@ -436,17 +437,25 @@ def _missing_packages(*, prometheus: bool, gateway: bool) -> list[str]:
         wanted["prometheus"] = PROMETHEUS.exists() and PROMTOOL.exists()
     if gateway:
         wanted["nginx"] = shutil.which("nginx") is not None
+    if browser:
+        wanted["chromium"] = shutil.which("chromium") is not None
+        wanted["fonts-nanum"] = NANUM_FONTS.is_dir()
     return [package for package, present in wanted.items() if not present]
 
 
 def install_missing(
-    *, jaeger: bool = False, prometheus: bool = False, gateway: bool = False
+    *,
+    jaeger: bool = False,
+    prometheus: bool = False,
+    gateway: bool = False,
+    browser: bool = False,
 ) -> None:
     """Install every missing Debian package in one apt-get call (nginx for the local
-    gateway when asked), then build the Go binaries that are missing (FerretDB always,
-    Jaeger when asked). Starts nothing."""
+    gateway when asked; Chromium and the Korean fonts it draws the console's labels with
+    for the browser tests when asked), then build the Go binaries that are missing
+    (FerretDB always, Jaeger when asked). Starts nothing."""
     with machine_lock():
-        missing = _missing_packages(prometheus=prometheus, gateway=gateway)
+        missing = _missing_packages(prometheus=prometheus, gateway=gateway, browser=browser)
         if missing:
             apt_install(*missing)
         ferretdb_binary()

@@ -46,8 +46,13 @@ def _show_installed() -> None:
 
 def install_all(args: argparse.Namespace) -> int:
     backing.install_missing(
-        jaeger=args.with_jaeger, prometheus=args.with_prometheus, gateway=args.with_gateway
+        jaeger=args.with_jaeger,
+        prometheus=args.with_prometheus,
+        gateway=args.with_gateway or args.with_console,
+        browser=args.with_console,
     )
+    if args.with_console:
+        console.build()
     _show_installed()
     if not install.timings():
         print("everything is installed already")
@@ -72,10 +77,20 @@ def infra_status(_: argparse.Namespace) -> int:
     return 0
 
 
+def build_console(_: argparse.Namespace) -> int:
+    console.build()
+    _show_installed()
+    return 0
+
+
 def up(args: argparse.Namespace) -> int:
     layout = topology.Topology(replicas=args.replicas)
-    if layout.gateway:
-        backing.install_missing(gateway=True)
+    # nginx serves the console (and, with replicas, is the gateway), in the same apt call.
+    backing.install_missing(jaeger=args.with_jaeger, prometheus=args.with_prometheus, gateway=True)
+    try:
+        console.build()
+    except install.InstallError as error:
+        log.warning("console not built, the stack starts without it: %s", error)
     backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
     apps.migrate()
     if not local.start(layout):
@@ -213,7 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     install_parser.add_argument(
         "--with-gateway", action="store_true", help="also install nginx for `up --replicas`"
     )
+    install_parser.add_argument(
+        "--with-console",
+        action="store_true",
+        help="also install nginx, Chromium and Korean fonts (the console's browser tests) "
+        "and build the web console into console/dist",
+    )
     install_parser.set_defaults(handler=install_all)
+    commands.add_parser(
+        "build-console",
+        help="npm ci and npm run build in console/, each only when stale",
+    ).set_defaults(handler=build_console)
 
     infra = commands.add_parser("infra", help="the backing services only")
     infra_commands = infra.add_subparsers(dest="infra_command", required=True)

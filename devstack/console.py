@@ -4,24 +4,40 @@ the API and opens its WebSocket same-origin). The internal endpoints are refused
 deployed gateway refuses them (deploy/gateway/nginx.conf). The console's trace pages read
 Jaeger's query API under `/jaeger/api/` (GET of traces and services only). Started by
 `erp up` only when nginx and a built console are both there; without either the stack runs
-as before."""
+as before.
+
+`build()` brings console/node_modules and console/dist up to date, doing only what is stale
+(`erp install --with-console`, `erp up`, `erp build-console`)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import pwd
+import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
-from devstack import backing, gateway, process
+from devstack import backing, gateway, install, process
 from devstack.process import HOST, REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 CONSOLE = "console"
 CONSOLE_PORT = 8080
-DIST = REPO_ROOT / "console" / "dist"
+SOURCE = REPO_ROOT / "console"
+DIST = SOURCE / "dist"
+# What `npm run build` reads besides node_modules: a change to any of them makes dist stale.
+BUILD_INPUTS = (
+    "src",
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+    "vite.config.ts",
+    "scripts",
+)
 
 # Path prefix -> the service (package) that serves it.
 ROUTES = {
@@ -209,3 +225,57 @@ def stop_local() -> None:
         log.info("stopping the console (pid %d)", pid)
         process.stop_pid(pid, "nginx")
     process.clear_pid(CONSOLE)
+
+
+def _files(paths: Iterable[Path]) -> Iterable[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from (found for found in path.rglob("*") if found.is_file())
+        elif path.exists():
+            yield path
+
+
+def stale(target: Path, sources: Iterable[Path]) -> bool:
+    """Whether `target` is missing or older than any file of `sources` (directories are
+    searched through)."""
+    if not target.exists():
+        return True
+    built = target.stat().st_mtime_ns
+    return any(found.stat().st_mtime_ns > built for found in _files(sources))
+
+
+def needs_install(source: Path = SOURCE) -> bool:
+    """npm writes node_modules/.package-lock.json last on every install: older than the
+    lock file, node_modules is not what the lock file pins."""
+    return stale(source / "node_modules" / ".package-lock.json", [source / "package-lock.json"])
+
+
+def needs_build(source: Path = SOURCE) -> bool:
+    return stale(source / "dist" / "index.html", [source / name for name in BUILD_INPUTS])
+
+
+def build(source: Path = SOURCE) -> None:
+    """`npm ci` when node_modules is missing or older than the lock file, then `npm run
+    build` when dist is missing or older than what it is built from; nothing when both are
+    up to date."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise install.InstallError("building the console needs node and npm: `npm` is not on PATH")
+    if needs_install(source):
+        install._run_logged(
+            "npm",
+            "npm ci in console/",
+            [npm, "ci"],
+            log_name="console-build",
+            env=dict(os.environ),
+            cwd=source,
+        )
+    if needs_build(source):
+        install._run_logged(
+            "npm",
+            "npm run build in console/",
+            [npm, "run", "build"],
+            log_name="console-build",
+            env=dict(os.environ),
+            cwd=source,
+        )
