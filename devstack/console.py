@@ -2,7 +2,8 @@
 and passing the API paths to the services, by path, on that one origin (the console calls
 the API and opens its WebSocket same-origin). The internal endpoints are refused as the
 deployed gateway refuses them (deploy/gateway/nginx.conf). The console's trace pages read
-Jaeger's query API under `/jaeger/api/` (GET of traces and services only). Started by
+Jaeger's query API under `/jaeger/api/` (GET of traces and services only), the pipeline page
+Prometheus's under `/prometheus/api/v1/` (GET of query and query_range only). Started by
 `erp up` only when nginx and a built console are both there; without either the stack runs
 as before.
 
@@ -55,6 +56,9 @@ REFUSED = ("/leaves/internal", "/approvals/internal")
 JAEGER_QUERY = f"{HOST}:{backing.JAEGER_QUERY_PORT}"
 # What the trace pages read of Jaeger's query API; the rest of it stays off the console's origin.
 JAEGER_PATHS = ("/api/services", "/api/traces")
+PROMETHEUS_API = f"{HOST}:{backing.PROMETHEUS_PORT}"
+# What the pipeline page reads of Prometheus: queries, never its admin, config or write API.
+PROMETHEUS_PATHS = ("/api/v1/query", "/api/v1/query_range")
 
 MIME_TYPES = {
     "text/html": "html",
@@ -103,6 +107,24 @@ def _jaeger(upstream: str) -> str:
         }}{passed}"""
 
 
+def _prometheus(upstream: str | None) -> str:
+    # Exact matches: a prefix would pass /api/v1/query_exemplars and the like too.
+    passed = "".join(
+        f"""
+        location = /prometheus{path} {{
+            limit_except GET {{
+                deny all;
+            }}
+            proxy_pass http://{upstream}{path};
+        }}"""
+        for path in (PROMETHEUS_PATHS if upstream else ())
+    )
+    return f"""
+        location ^~ /prometheus/ {{
+            return 404;
+        }}{passed}"""
+
+
 def _worker_user(dist: Path) -> str:
     """Started as root, nginx's workers would run as nobody, who may not read a checkout or
     a temporary dir: they run as the owner of the files they serve instead."""
@@ -112,11 +134,18 @@ def _worker_user(dist: Path) -> str:
 
 
 def config(
-    *, upstreams: dict[str, str], port: int, dist: Path, work: Path, jaeger: str = JAEGER_QUERY
+    *,
+    upstreams: dict[str, str],
+    port: int,
+    dist: Path,
+    work: Path,
+    jaeger: str = JAEGER_QUERY,
+    prometheus: str | None = PROMETHEUS_API,
 ) -> str:
     """nginx's configuration: `dist` at `/` on 127.0.0.1:`port`, each of ROUTES passed to
     `upstreams[package]` (`host:port`), `/jaeger/api/` to Jaeger's query API at `jaeger`
-    (`host:port`), nginx's own files under `work`."""
+    (`host:port`), PROMETHEUS_PATHS under `/prometheus` to `prometheus` (`host:port`; None:
+    the whole of `/prometheus/` refused), nginx's own files under `work`."""
     types = "".join(f"        {mime} {ext};\n" for mime, ext in MIME_TYPES.items())
     refused = "".join(
         f"\n        location ^~ {p} {{\n            return 404;\n        }}" for p in REFUSED
@@ -157,7 +186,7 @@ http {{
         }}
         location / {{
             try_files $uri /index.html;
-        }}{refused}{proxied}{_jaeger(jaeger)}
+        }}{refused}{proxied}{_jaeger(jaeger)}{_prometheus(prometheus)}
     }}
 }}
 """
@@ -170,6 +199,7 @@ def start(
     dist: Path = DIST,
     work: Path | None = None,
     jaeger: str = JAEGER_QUERY,
+    prometheus: str | None = PROMETHEUS_API,
 ) -> subprocess.Popen[bytes] | None:
     """nginx serving the console, or None (with the reason logged) when nginx or the built
     console is missing or the port is taken: the console is optional on the local stack."""
@@ -185,7 +215,14 @@ def start(
     work = work or process.sub_dir(CONSOLE)
     work.mkdir(parents=True, exist_ok=True)
     (work / "nginx.conf").write_text(
-        config(upstreams=upstreams, port=port, dist=dist.resolve(), work=work, jaeger=jaeger)
+        config(
+            upstreams=upstreams,
+            port=port,
+            dist=dist.resolve(),
+            work=work,
+            jaeger=jaeger,
+            prometheus=prometheus,
+        )
     )
     args = [str(nginx), "-e", "stderr", "-p", str(work), "-c", str(work / "nginx.conf")]
     return process.spawn(CONSOLE, [*args, "-g", "daemon off;"], log=work / "console.log")

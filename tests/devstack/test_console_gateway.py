@@ -1,7 +1,8 @@
 """The console's gateway (devstack/console.py): the built console at `/`, the API paths
 passed to the services on the same origin, the internal endpoints refused, the WebSocket
 carried with its token in the subprotocol, Jaeger's traces readable (never writable) for the
-trace pages, and no credential in its log."""
+trace pages, Prometheus's queries (and nothing else of it) for the pipeline page, and no
+credential in its log."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.support import factories
 from tests.support.auth import as_service, token_for
 from tests.support.console import serving
 from tests.support.layouts import Layout
+from tests.support.prometheus import running
+from tests.support.stack import Stack
 
 INDEX = "<!doctype html><title>console under test</title>"
 
@@ -136,3 +139,48 @@ def test_without_a_built_console_nothing_is_served(tmp_path: Path) -> None:
     upstreams = {package: "127.0.0.1:9" for package in set(console.ROUTES.values())}
     assert console.start(upstreams, port=9, dist=tmp_path / "absent", work=tmp_path) is None
     assert not (tmp_path / "nginx.conf").exists()
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running(stack, tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
+
+
+async def test_prometheus_queries_are_read_on_the_console_origin_and_nothing_else_of_it(
+    layout: Layout, dist: Path, tmp_path: Path, prometheus: str
+) -> None:
+    upstream = prometheus.removeprefix("http://")
+    with serving(layout, dist, tmp_path / "work", prometheus=upstream) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+            now = await browser.get("/prometheus/api/v1/query", params={"query": "vector(7)"})
+            assert now.status_code == 200, now.text
+            assert now.json()["data"]["result"][0]["value"][1] == "7"
+            end = time.time()
+            span = {"query": "vector(7)", "start": end - 60, "end": end, "step": 15}
+            line = await browser.get("/prometheus/api/v1/query_range", params=span)
+            assert line.status_code == 200, line.text
+            assert line.json()["data"]["resultType"] == "matrix"
+            refused = await browser.post("/prometheus/api/v1/query", data={"query": "vector(7)"})
+            assert refused.status_code == 403
+            for method, path in [
+                ("POST", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=up"),
+                ("GET", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=up"),
+                ("POST", "/prometheus/api/v1/admin/tsdb/snapshot"),
+                ("GET", "/prometheus/api/v1/query_exemplars?query=up"),
+                ("GET", "/prometheus/api/v1/series?match[]=up"),
+                ("GET", "/prometheus/api/v1/status/config"),
+                ("GET", "/prometheus/graph"),
+                ("POST", "/prometheus/-/quit"),
+            ]:
+                answer = await browser.request(method, path)
+                assert answer.status_code == 404, (method, path, answer.status_code)
+
+
+async def test_without_a_prometheus_the_whole_of_its_path_is_refused(
+    served: tuple[str, Path],
+) -> None:
+    base, _ = served
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        answer = await browser.get("/prometheus/api/v1/query", params={"query": "up"})
+    assert answer.status_code == 404

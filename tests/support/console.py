@@ -1,5 +1,6 @@
-"""The console's gateway (devstack/console.py) in front of a test layout's services and the
-session's Jaeger, on a free loopback port, stopped by its pid when the test is done."""
+"""The console's gateway (devstack/console.py) in front of a test layout's services, the
+session's Jaeger and, when given, a Prometheus, on a free loopback port, stopped by its pid
+when the test is done."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ PACKAGES = ("employee", "approval_request", "approval_processing", "notification
 
 
 @contextlib.contextmanager
-def serving(layout: Layout, dist: Path, work: Path) -> Iterator[str]:
-    """The console's base URL, once its gateway answers."""
+def serving(
+    layout: Layout, dist: Path, work: Path, *, prometheus: str | None = None
+) -> Iterator[str]:
+    """The console's base URL, once its gateway answers. `prometheus` (`host:port`) is what
+    `/prometheus/api/v1/query...` reads; None refuses the whole of `/prometheus/`."""
     port = free_port()
     upstreams = {p: layout.url(p).removeprefix("http://") for p in PACKAGES}
     nginx = console.start(
@@ -29,6 +33,7 @@ def serving(layout: Layout, dist: Path, work: Path) -> Iterator[str]:
         dist=dist,
         work=work,
         jaeger=JAEGER_QUERY.removeprefix("http://"),
+        prometheus=prometheus,
     )
     assert nginx is not None, "the console's gateway needs nginx and a built console"
     base = f"http://127.0.0.1:{port}"

@@ -26,10 +26,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from devstack import backing
-from devstack.apps import get_service, stop_process
 from tests.support import factories
 from tests.support.auth import as_admin, as_user, token_for
-from tests.support.stack import Stack, free_port
+from tests.support.prometheus import PACKAGE_OF_JOB, running
+from tests.support.stack import Stack
 from tests.telemetry.observability_queries import (
     DASHBOARDS,
     DATASOURCES,
@@ -44,13 +44,8 @@ from tests.telemetry.observability_queries import (
 )
 
 # Installed by the `infra` fixture (`erp install --with-prometheus`).
-PROMETHEUS = str(backing.PROMETHEUS)
 PROMTOOL = str(backing.PROMTOOL)
 
-PACKAGE_OF_JOB = {
-    get_service(package).name: package
-    for package in ("employee", "approval_request", "approval_processing", "notification")
-}
 SERVICE_JOBS = "|".join(PACKAGE_OF_JOB)
 COLLECTOR_JOB = "otel-collector"
 
@@ -106,58 +101,10 @@ class Prometheus:
             await asyncio.sleep(0.25)
 
 
-def local_scrape_config(stack: Stack) -> dict[str, Any]:
-    """The repository's scrape config aimed at the test stack: each service's target
-    becomes its local port, and the collector job goes (no collector runs here)."""
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
-    jobs = []
-    for job in config["scrape_configs"]:
-        package = PACKAGE_OF_JOB.get(job["job_name"])
-        if package is None:
-            continue
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{stack.ports[package]}"]}]
-        jobs.append(job)
-    config["scrape_configs"] = jobs
-    return config
-
-
 @pytest.fixture(scope="module")
 def prometheus_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.local.yml"
-    config.write_text(yaml.safe_dump(local_scrape_config(stack), sort_keys=False))
-    url = f"http://127.0.0.1:{free_port()}"
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while not _answers(f"{url}/-/ready"):
-            assert proc.poll() is None, f"Prometheus exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"Prometheus not ready:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
+    with running(stack, tmp_path_factory.mktemp("prometheus")) as url:
         yield url
-    finally:
-        stop_process(proc, grace=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def _eventually(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
