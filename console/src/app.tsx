@@ -8,6 +8,7 @@ import { connection, startFeed, stopFeed } from "./notifications";
 import { AdminEmployeesPage } from "./pages/admin/employees";
 import { AdminHolidaysPage } from "./pages/admin/holidays";
 import { AdminLeaveTypesPage } from "./pages/admin/leave-types";
+import { AdminPipelinePage } from "./pages/admin/pipeline";
 import { AdminReportPage } from "./pages/admin/report";
 import { AttendancePage } from "./pages/attendance";
 import { InboxPage } from "./pages/inbox";
@@ -35,6 +36,7 @@ const PAGES: PageEntry[] = [
   { id: "admin-leave-types", label: "navAdminLeaveTypes", view: () => <AdminLeaveTypesPage />, admin: true },
   { id: "admin-holidays", label: "navAdminHolidays", view: () => <AdminHolidaysPage />, admin: true },
   { id: "admin-report", label: "navAdminReport", view: () => <AdminReportPage />, admin: true },
+  { id: "admin-pipeline", label: "navAdminPipeline", view: () => <AdminPipelinePage />, admin: true },
 ];
 
 function usePage(): string {

@@ -124,6 +124,13 @@ const ko = {
   spanError: "오류",
   linkedTrace: "연결된 추적 (생성)",
   noTraces: "아직 추적이 없습니다. Jaeger가 수집하는 데 몇 초 걸립니다: 새로 고침하세요.",
+  navAdminPipeline: "파이프라인",
+  pipelineHelp: "Prometheus에서 15초마다 읽습니다. 선은 최근 15분입니다 (Grafana 대시보드와 같은 쿼리).",
+  noData: "데이터 없음",
+  prometheusUnreachable: "Prometheus에 연결할 수 없습니다: {error}",
+  sparklineText: "최근 15분: 최소 {min}, 최대 {max}",
+  grafanaPanel: "Grafana: {panel}",
+  updatedAt: "{time} 기준",
 };
 
 export type Label = keyof typeof ko;
@@ -252,6 +259,13 @@ const en: Record<Label, string> = {
   spanError: "error",
   linkedTrace: "linked trace (creation)",
   noTraces: "No traces yet. Jaeger takes a few seconds to ingest them: refresh.",
+  navAdminPipeline: "Pipeline",
+  pipelineHelp: "Read from Prometheus every 15 s; the line is the last 15 minutes (the Grafana dashboards' queries).",
+  noData: "No data",
+  prometheusUnreachable: "Prometheus cannot be reached: {error}",
+  sparklineText: "Last 15 minutes: min {min}, max {max}",
+  grafanaPanel: "Grafana: {panel}",
+  updatedAt: "as of {time}",
 };
 
 export type Lang = "ko" | "en";
