@@ -4,7 +4,8 @@
 # cache, and the servers the project installs purged first. Prints the wall time of each
 # phase at the end (apt, Go builds, venv, lint/types, contracts, tests).
 #
-# It purges Debian packages (MariaDB, RabbitMQ with Erlang, PostgreSQL, Prometheus, nginx)
+# It purges Debian packages (MariaDB, RabbitMQ with Erlang, PostgreSQL, Prometheus, nginx,
+# Chromium and the Nanum fonts the browser tests use)
 # and stops what this checkout started, so it asks for --yes. Keeps its work folder (the
 # clone, its log, its caches) with --keep; removes it otherwise.
 set -euo pipefail
@@ -18,7 +19,7 @@ for arg in "$@"; do
   esac
 done
 if [ "$yes" != yes ]; then
-  echo "scripts/ci-cold.sh purges MariaDB, RabbitMQ, Erlang, PostgreSQL, Prometheus and nginx" >&2
+  echo "scripts/ci-cold.sh purges MariaDB, RabbitMQ, Erlang, PostgreSQL, Prometheus, nginx, Chromium" >&2
   echo "and their data from this machine, then runs .ci/run cold. Run it with --yes." >&2
   exit 2
 fi
@@ -36,7 +37,7 @@ purge_start=$(date +%s)
 export DEBIAN_FRONTEND=noninteractive
 installed=$(dpkg-query -W -f '${Package} ${Status}\n' 2>/dev/null |
   awk '$NF == "installed" {print $1}' |
-  grep -E '^(mariadb-|mysql-common$|galera-|rabbitmq-server$|erlang-|postgresql|prometheus|nginx)' ||
+  grep -E '^(mariadb-|mysql-common$|galera-|rabbitmq-server$|erlang-|postgresql|prometheus|nginx|chromium|fonts-nanum)' ||
   true)
 if [ -n "$installed" ]; then
   # shellcheck disable=SC2086 # one word a package
@@ -83,9 +84,11 @@ git clone -q "$repo" "$work/main"
 if [ -d "$repo/../shared" ]; then
   cp -r "$repo/../shared" "$work/shared"
 fi
-mkdir -p "$work/gopath" "$work/gocache" "$work/pip-cache" "$work/uv-cache"
+mkdir -p "$work/gopath" "$work/gocache" "$work/pip-cache" "$work/uv-cache" "$work/npm-cache"
 export GOPATH="$work/gopath" GOMODCACHE="$work/gopath/pkg/mod" GOCACHE="$work/gocache"
 export PIP_CACHE_DIR="$work/pip-cache" UV_CACHE_DIR="$work/uv-cache" CI=true
+# The console's packages (npm ci) come from the registry too, not from an earlier run's cache.
+export npm_config_cache="$work/npm-cache"
 unset GOBIN VIRTUAL_ENV
 
 # 3. .ci/run, every line stamped with the seconds since the start.
