@@ -1,6 +1,6 @@
 // Same-origin calls to the services: the gateway in front of the console routes each path to
 // its service (devstack/console.py), so no service address is known here.
-import { session } from "./session";
+import { expire, session } from "./session";
 
 export class ApiError extends Error {
   constructor(
@@ -31,7 +31,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const parsed: unknown = response.status === 204 ? null : await response.json().catch(() => null);
-  if (response.status === 401 && token) session.value = null;
+  // A refused token ends the session with "session expired" rather than failing every call.
+  if (response.status === 401 && token) expire();
   if (!response.ok) throw new ApiError(response.status, detail(parsed, response.status));
   return parsed as T;
 }

@@ -14,7 +14,7 @@ import { AttendancePage } from "./pages/attendance";
 import { InboxPage } from "./pages/inbox";
 import { NotificationsPage } from "./pages/notifications";
 import { RequestsPage } from "./pages/requests";
-import { SignInPage } from "./pages/sign-in";
+import { SignInPage, signOut } from "./pages/sign-in";
 import { TracePage } from "./pages/trace";
 import { isAdmin, session } from "./session";
 import { useSignal } from "./signal";
@@ -95,7 +95,7 @@ export function App() {
           {t("language")}
         </button>
         {signedIn && (
-          <button type="button" class="link" onClick={() => (session.value = null)}>
+          <button type="button" class="link" onClick={() => void signOut()}>
             {t("signOut")}
           </button>
         )}

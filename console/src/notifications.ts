@@ -1,7 +1,10 @@
 // The live notification feed: one WebSocket to /ws/{employeeId}, the token offered as the
 // subprotocol pair `bearer, <token>` (browsers cannot set headers on a WebSocket and a URL
 // ends up in logs). After a drop it reconnects with ?after=<last id seen>, so what arrived
-// meanwhile is replayed, never shown twice.
+// meanwhile is replayed, never shown twice. It stops, rather than retry for ever, once the
+// token has expired or a service refuses it: the session ends with "session expired".
+import { ApiError, get } from "./api";
+import { expire, hasExpired } from "./session";
 import { signal } from "./signal";
 
 export interface Notification {
@@ -54,6 +57,15 @@ function received(event: MessageEvent<string>): void {
   notifications.value = [message, ...notifications.value].slice(0, KEPT);
 }
 
+async function stillAccepted(employeeId: number): Promise<boolean> {
+  try {
+    await get(`/employees/${employeeId}`);
+    return true;
+  } catch (failure) {
+    return !(failure instanceof ApiError && failure.status === 401);
+  }
+}
+
 export function startFeed(employeeId: number, token: string): void {
   stopFeed();
   stopped = false;
@@ -67,13 +79,26 @@ export function startFeed(employeeId: number, token: string): void {
       connection.value = "open";
     };
     opened.onmessage = received;
+    let wasOpen = false;
+    opened.addEventListener("open", () => (wasOpen = true));
+    const again = () => {
+      if (stopped) return;
+      retry = setTimeout(connect, delay);
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    };
     opened.onclose = () => {
       if (socket !== opened) return;
       socket = null;
       connection.value = "closed";
       if (stopped) return;
-      retry = setTimeout(connect, delay);
-      delay = Math.min(delay * 2, RETRY_MAX_MS);
+      if (hasExpired(token)) {
+        expire();
+        return;
+      }
+      // A refused handshake looks like any failed connection to a browser (no status): an
+      // HTTP call tells a refused token (401, which ends the session) from a service away.
+      if (wasOpen) again();
+      else void stillAccepted(employeeId).then((accepted) => (accepted ? again() : expire()));
     };
   };
   connect();
