@@ -2,38 +2,31 @@
 session's real services, through the console's gateway: a requester and an approver, each
 in a browser context of their own, carry a LEAVE request from filing to approval, every
 change reaching the other side live (no reload, no polling). Saves screenshots of the main
-pages under docs/console/. Runs only with ERP_BROWSER_TEST=1 (`make browser-test`)."""
+pages under docs/console/ with ERP_CONSOLE_SCREENSHOTS=1 (`make browser-test`)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 
 import httpx
-import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.support import factories, pipeline
 from tests.support.browser import (
     DESKTOP,
     PHONE,
-    SCREENSHOTS,
     fits_the_width,
     leave_dates,
     new_page,
+    screenshot,
     sign_in,
 )
 from tests.support.layouts import Layout
 
 # Issue 22: the inbox reflects a new item within 1 s (the measured figure is printed).
 LIVE_WITHIN_MS = 1000
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("ERP_BROWSER_TEST") != "1",
-    reason="browser test: set ERP_BROWSER_TEST=1 (make browser-test)",
-)
 
 SERVICES = (
     "employee-service",
@@ -68,12 +61,11 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     approver = await factories.employee(client, employee_url, name="박서준", position="팀장")
     requester_page = await (await browser.new_context(viewport=PHONE, locale="ko-KR")).new_page()
     approver_page = await (await browser.new_context(viewport=DESKTOP, locale="ko-KR")).new_page()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     await requester_page.goto(console_url)
     await expect(requester_page.get_by_label("직원")).to_be_visible()
     await requester_page.get_by_label("직원").select_option(str(requester["id"]))
-    await requester_page.screenshot(path=SCREENSHOTS / "sign-in.png")
+    await screenshot(requester_page, "sign-in")
     await requester_page.get_by_role("button", name="로그인").click()
     await expect(requester_page.locator("[data-connection]")).to_have_attribute(
         "data-connection", "open"
@@ -107,7 +99,7 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     print(f"inbox showed request {request_id} {arrived_ms:.0f} ms after it was filed")
     assert arrived_ms < LIVE_WITHIN_MS
     await expect(item).to_contain_text("김민지")
-    await approver_page.screenshot(path=SCREENSHOTS / "inbox.png", full_page=True)
+    await screenshot(approver_page, "inbox", full_page=True)
 
     # Approved with a comment, from the keyboard.
     await item.get_by_label("의견").fill("좋습니다. 잘 다녀오세요!")
@@ -121,7 +113,7 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     await expect(mine).to_have_attribute("data-final-status", "approved", timeout=15_000)
     await expect(mine.locator('[data-step="1"]')).to_contain_text("좋습니다. 잘 다녀오세요!")
     assert await fits_the_width(requester_page)
-    await requester_page.screenshot(path=SCREENSHOTS / "requests.png", full_page=True)
+    await screenshot(requester_page, "requests", full_page=True)
 
     await requester_page.get_by_role("link", name="알림").click()
     result = requester_page.locator(f'[data-type="approval_result"]:has-text("#{request_id}")')
@@ -129,7 +121,7 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     confirmed = requester_page.locator(f'[data-type="leave_confirmed"]:has-text("#{request_id}")')
     await expect(confirmed).to_be_visible(timeout=15_000)
     assert await fits_the_width(requester_page)
-    await requester_page.screenshot(path=SCREENSHOTS / "notifications.png", full_page=True)
+    await screenshot(requester_page, "notifications", full_page=True)
 
     # The request's traces, from the request list and the keyboard: the decision's trace
     # crosses all four services and links to the trace that created the request.
@@ -139,7 +131,7 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     await waterfall_shows_every_service_and_a_span_link(requester_page)
     assert await fits_the_width(requester_page)
     await requester_page.set_viewport_size(DESKTOP)
-    await requester_page.screenshot(path=SCREENSHOTS / "trace.png", full_page=True)
+    await screenshot(requester_page, "trace", full_page=True)
     await requester_page.set_viewport_size(PHONE)
     await requester_page.get_by_role("link", name="알림").click()
 
@@ -232,7 +224,7 @@ async def test_an_employee_checks_in_and_out_and_reads_their_own_history(
     await expect(today).to_have_attribute("data-checked-out", "yes")
     await expect(today.locator("td").nth(3)).to_contain_text("분")
     assert await fits_the_width(page)
-    await page.screenshot(path=SCREENSHOTS / "attendance.png", full_page=True)
+    await screenshot(page, "attendance", full_page=True)
 
 
 async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusal(
@@ -378,7 +370,7 @@ async def test_an_administrator_keeps_employees_leave_types_holidays_and_reads_t
     stored = await client.get(f"{employee_url}/employees/{employee_id}")
     assert stored.json()["department"] == "인사팀"
     assert await fits_the_width(page)
-    await page.screenshot(path=SCREENSHOTS / "admin-employees.png")
+    await screenshot(page, "admin-employees")
     await row.get_by_role("button", name="비활성화").click()
     await expect(row).to_have_count(0)
     assert (await client.get(f"{employee_url}/employees/{employee_id}")).status_code == 404
@@ -396,7 +388,7 @@ async def test_an_administrator_keeps_employees_leave_types_holidays_and_reads_t
     await expect(created).to_contain_text("포상 휴가")
     await expect(created).to_contain_text("3")
     assert await fits_the_width(page)
-    await page.screenshot(path=SCREENSHOTS / "admin-leave-types.png", full_page=True)
+    await screenshot(page, "admin-leave-types", full_page=True)
 
     # Holidays: put, list, delete (a year no other test uses).
     await page.get_by_role("link", name="공휴일").click()
@@ -408,7 +400,7 @@ async def test_an_administrator_keeps_employees_leave_types_holidays_and_reads_t
     holiday = page.locator(f'[data-testid=holidays] [data-date="{day}"]')
     await expect(holiday).to_contain_text("창립 기념일")
     assert await fits_the_width(page)
-    await page.screenshot(path=SCREENSHOTS / "admin-holidays.png", full_page=True)
+    await screenshot(page, "admin-holidays", full_page=True)
     await holiday.get_by_role("button", name=f"삭제 {day}").click()
     await expect(holiday).to_have_count(0)
     listed = await client.get(f"{employee_url}/holidays", params={"year": day[:4]})
@@ -423,4 +415,4 @@ async def test_an_administrator_keeps_employees_leave_types_holidays_and_reads_t
     await expect(row).to_have_attribute("data-leave-type", "ANNUAL")
     await expect(row.locator("td")).to_have_text([department, "ANNUAL", "1", "3"])
     assert await fits_the_width(page)
-    await page.screenshot(path=SCREENSHOTS / "admin-report.png", full_page=True)
+    await screenshot(page, "admin-report", full_page=True)
