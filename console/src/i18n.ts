@@ -137,6 +137,10 @@ const ko = {
   sparklineText: "최근 15분: 최소 {min}, 최대 {max}",
   grafanaPanel: "Grafana: {panel}",
   updatedAt: "{time} 기준",
+  leavePart: "휴가 시간",
+  fullDay: "종일",
+  halfDayAm: "오전 반차",
+  halfDayPm: "오후 반차",
 };
 
 export type Label = keyof typeof ko;
@@ -278,6 +282,10 @@ const en: Record<Label, string> = {
   sparklineText: "Last 15 minutes: min {min}, max {max}",
   grafanaPanel: "Grafana: {panel}",
   updatedAt: "as of {time}",
+  leavePart: "Time off",
+  fullDay: "Full day",
+  halfDayAm: "Morning half day",
+  halfDayPm: "Afternoon half day",
 };
 
 export type Lang = "ko" | "en";

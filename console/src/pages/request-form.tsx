@@ -2,7 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, post } from "../api";
 import { directory } from "../directory";
-import { t } from "../i18n";
+import { t, type Label } from "../i18n";
 import { useSignal } from "../signal";
 import { Feedback } from "../feedback";
 
@@ -27,6 +27,14 @@ interface WorkingDays {
 // Typing a date fires an input per keystroke; the count is asked once the dates settle.
 const COUNT_DELAY_MS = 300;
 
+// A half day is one date's morning or afternoon; the server counts it 0.5.
+type DayPart = "" | "am" | "pm";
+const DAY_PARTS: [DayPart, Label][] = [
+  ["", "fullDay"],
+  ["am", "halfDayAm"],
+  ["pm", "halfDayPm"],
+];
+
 const amount = (days: number | null) => (days === null ? t("unlimited") : `${days}${t("days")}`);
 
 export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
@@ -40,6 +48,9 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
   const [leaveType, setLeaveType] = useState("ANNUAL");
   const [start, setStart] = useState("");
   const [end, setEnd] = useState("");
+  const [part, setPart] = useState<DayPart>("");
+  // Offered only for a one-date leave; a stale choice is not sent once the dates differ.
+  const halfDay = start && start === end ? part : "";
   const [reason, setReason] = useState("");
   const [message, setMessage] = useState("");
   const [error, setError] = useState("");
@@ -58,6 +69,7 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
     let current = true;
     const timer = setTimeout(() => {
       const query = new URLSearchParams({ startDate: start, endDate: end });
+      if (halfDay) query.set("halfDay", halfDay);
       get<WorkingDays>(`/leaves/working-days?${query}`).then(
         (answer) => current && setCount(answer),
         (failure: Error) => current && setCountError(failure.message),
@@ -67,7 +79,7 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
       current = false;
       clearTimeout(timer);
     };
-  }, [type, start, end]);
+  }, [type, start, end, halfDay]);
   const balance = balances.find((b) => b.leave_type === leaveType);
   // The balance read is the start date's year, so only that year's part of the count is taken off.
   const after =
@@ -82,7 +94,7 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
       content,
       requestType: type,
       steps: approvers.map((id, index) => ({ step: index + 1, approverId: Number(id) })),
-      ...(type === "LEAVE" ? { leaveInfo: { startDate: start, endDate: end, leaveType, reason } } : {}),
+      ...(type === "LEAVE" ? { leaveInfo: { startDate: start, endDate: end, leaveType, reason, ...(halfDay ? { halfDay } : {}) } } : {}),
     };
     try {
       const created = await post<{ requestId: number }>("/approvals", body);
@@ -173,6 +185,17 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
                 <input type="date" required min={start} value={end} onInput={(e) => setEnd(e.currentTarget.value)} />
               </label>
             </div>
+            {start && start === end && (
+              <fieldset class="inline">
+                <legend>{t("leavePart")}</legend>
+                {DAY_PARTS.map(([value, label]) => (
+                  <label class="inline">
+                    <input type="radio" name="leavePart" value={value} checked={part === value} onChange={() => setPart(value)} />
+                    {t(label)}
+                  </label>
+                ))}
+              </fieldset>
+            )}
             <label>
               {t("reason")}
               <input maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />

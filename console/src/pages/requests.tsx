@@ -26,7 +26,14 @@ export interface ApprovalDocument {
   steps: Step[];
   finalStatus: string;
   requestType: "GENERAL" | "LEAVE";
-  leaveInfo: { startDate: string; endDate: string; days?: number; leaveType: string; reason: string } | null;
+  leaveInfo: {
+    startDate: string;
+    endDate: string;
+    days?: number;
+    leaveType: string;
+    reason: string;
+    halfDay?: "am" | "pm";
+  } | null;
   createdAt: string;
 }
 
@@ -71,6 +78,7 @@ function Request({ doc, changed }: { doc: ApprovalDocument; changed: () => void 
         {tValue(doc.requestType)}
         {doc.leaveInfo &&
           ` · ${doc.leaveInfo.leaveType} ${doc.leaveInfo.startDate} ~ ${doc.leaveInfo.endDate}` +
+            (doc.leaveInfo.halfDay ? ` ${t(doc.leaveInfo.halfDay === "am" ? "halfDayAm" : "halfDayPm")}` : "") +
             (doc.leaveInfo.days ? ` (${doc.leaveInfo.days}${t("days")})` : "")}
       </p>
       <ol class="steps">
