@@ -1,22 +1,13 @@
 """The LEAVE form's half-day choice in a real browser against the session's services: offered
-for a one-date leave only, counted 0.5 by the server before sending, reserved as 0.5 after.
-Runs only with ERP_BROWSER_TEST=1 (`make browser-test`)."""
+for a one-date leave only, counted 0.5 by the server before sending, reserved as 0.5 after."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
-import pytest
 from playwright.async_api import Browser, expect
 
 from tests.support import factories, pipeline
 from tests.support.browser import fits_the_width, leave_dates, new_page, sign_in
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("ERP_BROWSER_TEST") != "1",
-    reason="browser test: set ERP_BROWSER_TEST=1 (make browser-test)",
-)
 
 
 async def test_a_morning_half_day_is_counted_and_reserved_as_half_a_day(

@@ -1,11 +1,10 @@
 """The admin page of live pipeline panels in a real browser: a Prometheus scraping the
 session's services, the console's gateway passing its query API on the console's origin, real
-approval flows run first. Runs only with ERP_BROWSER_TEST=1 (`make browser-test`)."""
+approval flows run first."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +13,11 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.support import factories, pipeline
-from tests.support.browser import DIST, REPO, SCREENSHOTS, fits_the_width, new_page, sign_in
+from tests.support.browser import DIST, REPO, fits_the_width, new_page, screenshot, sign_in
 from tests.support.console import serving
 from tests.support.layouts import Layout
 from tests.support.prometheus import running
 from tests.support.stack import Stack, free_port
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("ERP_BROWSER_TEST") != "1",
-    reason="browser test: set ERP_BROWSER_TEST=1 (make browser-test)",
-)
 
 PANELS = json.loads((REPO / "console" / "src" / "pipeline-panels.json").read_text())
 # The page refreshes every 15 s: two refreshes and some.
@@ -138,8 +132,7 @@ async def test_the_pipeline_page_shows_live_flows_and_a_drained_pipeline(
             shown = "0" if expected else "데이터 없음"
             await expect(page.locator(value)).to_contain_text(shown)
         assert await fits_the_width(page)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=SCREENSHOTS / "pipeline.png", full_page=True)
+        await screenshot(page, "pipeline", full_page=True)
 
 
 async def test_the_pipeline_page_says_when_prometheus_cannot_be_reached(
