@@ -148,7 +148,7 @@ export type Label = keyof typeof ko;
 const en: Record<Label, string> = {
   appTitle: "ERP console",
   language: "한국어",
-  languageLabel: "한국어로 보기",
+  languageLabel: "한국어 화면으로 보기",
   signIn: "Sign in",
   signInTitle: "Development sign-in",
   signInHelp: "Local development stack only. Pick an employee to obtain a token.",
