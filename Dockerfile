@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# The four service images, one build target each (deploy/build-images.sh builds them all):
+# The four service images and the gateway's, one build target each (deploy/build-images.sh
+# builds them all):
 #   docker build --target employee-service -t erp/employee-service:0.1.0 .
 # An image holds its own dependency group, installed from its hash-locked file under
 # deploy/requirements/, the shared package and its own package, nothing else. It runs one
@@ -12,6 +13,9 @@ ARG PYTHON_IMAGE=python:3.12-slim
 # by default; the CI build, which reaches no package index, passes its own wheelhouse
 # with PIP_NO_INDEX=1 and PIP_FIND_LINKS=/wheels (deploy/ci/images.sh).
 ARG WHEELHOUSE=no-wheelhouse
+# The gateway: the console built by Node, served by nginx as an unprivileged user.
+ARG NODE_IMAGE=node:22.21.1-alpine
+ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.28.0-alpine
 
 FROM scratch AS no-wheelhouse
 
@@ -100,3 +104,25 @@ COPY services/notification/ services/notification/
 RUN python -m compileall -q services
 USER 10001:10001
 CMD ["uvicorn", "--factory", "services.notification.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-graceful-shutdown", "20", "--ws", "wsproto"]
+
+# The web console's static files (console/dist): npm ci from the lock file, then the build.
+FROM ${NODE_IMAGE} AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/index.html console/tsconfig.json console/vite.config.ts ./
+COPY console/scripts/ scripts/
+COPY console/src/ src/
+RUN npm run build
+
+# The public entry: nginx with the console at / on its console port. Its configuration
+# (deploy/gateway/nginx.conf) and /config.json are mounted by the deployment (a Swarm
+# config, a ConfigMap), so one image serves every deployment.
+# nginx itself is the entry point: the base image's script edits files under /etc/nginx,
+# which is read-only here.
+FROM ${NGINX_IMAGE} AS gateway
+COPY --from=console /console/dist/ /usr/share/nginx/html/
+USER 101:101
+EXPOSE 8001 8002 8003 8004 8080
+ENTRYPOINT ["nginx", "-g", "daemon off;"]
+CMD []

@@ -5,9 +5,11 @@
 #   wheelhouse the wheels of deploy/requirements/*.txt, downloaded on the host, each file
 #              checked against its lock hash, held in an image the build mounts
 #   frontend   the Dockerfile's `# syntax=docker/dockerfile:1`, built from Go source
-#   services   deploy/build-images.sh with --network none and pip --no-index
+#   services   deploy/build-images.sh with --network none and pip --no-index (the four
+#              services: its gateway target needs Node and nginx images from a registry)
 #   infra      the stores, Jaeger and the gateway for deploy/ci/stack.ci.yml (deploy/ci/images/),
-#              from Debian's packages and the FerretDB and Jaeger binaries the local stack builds
+#              from Debian's packages and the FerretDB and Jaeger binaries the local stack builds;
+#              the gateway with console/dist, built on the host (`erp build-console`)
 # Prints each phase's wall time. Heavy steps run at the lowest CPU and I/O priority.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -113,7 +115,8 @@ frontend() {
 }
 
 services() {
-  DOCKER=$docker DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain "${low[@]}" deploy/build-images.sh \
+  TARGETS="employee-service approval-request-service approval-processing-service notification-service" \
+    DOCKER=$docker DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain "${low[@]}" deploy/build-images.sh \
     --network none \
     --build-arg "PYTHON_IMAGE=$base_image" \
     --build-arg "WHEELHOUSE=$wheelhouse_image" \
@@ -134,6 +137,12 @@ infra() {
     cp "$(.venv/bin/python -c "from devstack.backing import ${binary}_binary as b; print(b())")" \
       "$context/$binary"
   done
+  # The console's files for the gateway: npm ci and the build each run only when stale.
+  "${low[@]}" .venv/bin/erp build-console >>"$cache/build.log" 2>&1 || {
+    tail -n 40 "$cache/build.log" >&2
+    return 1
+  }
+  cp -r console/dist "$context/console-dist"
   local target
   for target in mariadb rabbitmq postgres ferretdb jaeger gateway; do
     DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain "${low[@]}" "$docker" build \

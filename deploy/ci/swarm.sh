@@ -58,7 +58,7 @@ up() {
   "$docker" node update --label-add erp-data=true "$("$docker" info --format '{{.Swarm.NodeID}}')" >/dev/null
   write_secrets
   local port
-  for port in 8001 8002 8003 8004 16686; do
+  for port in 8001 8002 8003 8004 8080 16686; do
     export "ERP_CI_PORT_$port=$(free_port)"
   done
   .venv/bin/python deploy/ci/render_stack.py stack.yml deploy/ci/stack.ci.yml |
@@ -75,7 +75,7 @@ up() {
     sleep 3
   done
   ci_log "stack $stack ready in $((SECONDS - start)) s"
-  for port in 8001 8002 8003 8004 16686; do
+  for port in 8001 8002 8003 8004 8080 16686; do
     local name=ERP_CI_PORT_$port
     echo "$name=${!name}"
   done

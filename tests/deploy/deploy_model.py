@@ -43,6 +43,15 @@ def image_of(service: str) -> str:
     return f"erp/{service}:{VERSION}"
 
 
+def built_targets() -> list[str]:
+    """The Dockerfile targets deploy/build-images.sh builds when not told otherwise, each
+    tagged erp/<target>:<version>."""
+    build = (REPO / "deploy" / "build-images.sh").read_text()
+    assert 'image="$prefix/$service:$version"' in build
+    assert "for service in $targets; do" in build
+    return build.split("targets=${TARGETS:-", 1)[1].split("}", 1)[0].split()
+
+
 def group_of(service: AppService) -> str:
     """The pyproject optional-dependency group of a service (`approval-request`)."""
     return service.package.replace("_", "-")

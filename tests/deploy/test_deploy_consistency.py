@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from devstack.apps import ALEMBIC_INI
+from devstack.console import CONSOLE_PORT
 from services.common.ops import router as ops_router
 from tests.deploy.deploy_model import (
     ADDRESSING,
@@ -31,6 +32,7 @@ from tests.deploy.deploy_model import (
     REPO,
     Host,
     Workload,
+    built_targets,
     by_kind,
     gateway_upstreams,
     image_of,
@@ -83,9 +85,7 @@ def test_every_deployment_runs_the_service_from_the_one_image(
 ) -> None:
     """`erp/<service>:<pyproject version>`, the tag deploy/build-images.sh gives the
     Dockerfile target of the same name."""
-    build = (REPO / "deploy" / "build-images.sh").read_text()
-    assert service in build.split("for service in", 1)[1].split(";", 1)[0]
-    assert 'image="$prefix/$service:$version"' in build
+    assert service in built_targets()
     for where, workloads in deployments(swarm_stack, rendered).items():
         assert workloads[service], f"{where} does not run {service}"
         for workload in workloads[service]:
@@ -127,14 +127,15 @@ def test_the_gateway_publishes_each_service_on_its_local_port(
     swarm_stack: Model, rendered: Rendered
 ) -> None:
     """The local port table (devstack/apps.py) holds in every deployment: the
-    gateway listens on a service's local port and passes it to <service>:8000."""
+    gateway listens on a service's local port and passes it to <service>:8000; the console's
+    port (the local console's, 8080) is published beside them."""
     config = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
     servers = re.findall(r"listen (\d+);(.*?)\n    }", config, re.S)
     routes = {
         int(port): set(re.findall(r"proxy_pass http://([a-z-]+);", body)) for port, body in servers
     }
     upstreams = gateway_upstreams()
-    expected_ports = {service.port for service in APPS.values()}
+    expected_ports = {service.port for service in APPS.values()} | {CONSOLE_PORT}
     published = {p["published"]: p["target"] for p in swarm_stack["services"]["gateway"]["ports"]}
     assert published == {port: port for port in expected_ports}
     for overlay in OVERLAYS:

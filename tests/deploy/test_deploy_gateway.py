@@ -1,11 +1,16 @@
 """The gateway's nginx configuration (deploy/gateway/nginx.conf), run by a real nginx in
 front of stand-in services (one per approval-processing replica the config lists): each
 public port reaches its own service, WebSockets pass, the internal paths and /metrics never
-reach a service, however spelt, and approval-processing's calls reach every replica."""
+reach a service, however spelt, and approval-processing's calls reach every replica; the
+console port serves the console's files and /config.json and passes its API paths, Jaeger's
+UI under /jaeger/, and never development sign-in."""
 
 from __future__ import annotations
 
 import http.client
+import json
+import os
+import pwd
 import socket
 import threading
 import time
@@ -55,16 +60,39 @@ def gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 PROCESSING_REPLICAS = len(gateway_upstreams()[PROCESSING])
+JAEGER = "jaeger"
+INDEX = "<!doctype html><title>ERP console</title>"
+SCRIPT = "console.start()"
+CONSOLE_CONFIG = {"signIn": "oidc", "traceUi": "/jaeger/search?x={requestId}"}
+
+
+def with_console_files(config: str, work: Path) -> str:
+    """`config` with the console's root and /config.json at files under `work`, in place of
+    the image's and the mounted ones."""
+    dist = work / "dist"
+    (dist / "assets").mkdir(parents=True, exist_ok=True)
+    (dist / "index.html").write_text(INDEX)
+    (dist / "assets" / "index-abc123.js").write_text(SCRIPT)
+    (work / "config.json").write_text(json.dumps(CONSOLE_CONFIG))
+    config = config.replace("root /usr/share/nginx/html;", f"root {dist};")
+    config = config.replace(
+        "alias /etc/nginx/console/config.json;", f"alias {work / 'config.json'};"
+    )
+    if os.geteuid() == 0:
+        # Started as root, nginx's workers would run as nobody, who may not read `work`.
+        config = f"user {pwd.getpwuid(dist.stat().st_uid).pw_name};\n{config}"
+    return config
 
 
 @pytest.fixture(scope="module")
 def gateway(tools: dict[str, Path], gateway_dir: Path) -> Iterator[dict[str, int]]:
     """nginx with the gateway config, its upstreams pointed at local stand-ins (one per
-    approval-processing replica) and its ports moved to free ones: {'employee-service':
-    port, ..., 'health': port}."""
+    approval-processing replica, one for Jaeger), its ports moved to free ones and the
+    console's files in `gateway_dir`: {'employee-service': port, ..., 'health': port}, the
+    health port being the console's."""
     servers = []
     upstreams: dict[str, list[int]] = {}
-    for name in APPS:
+    for name in [*APPS, JAEGER]:
         replicas = PROCESSING_REPLICAS if name == PROCESSING else 1
         for replica in range(replicas):
             handler = type(
@@ -75,7 +103,7 @@ def gateway(tools: dict[str, Path], gateway_dir: Path) -> Iterator[dict[str, int
             servers.append(server)
             upstreams.setdefault(name, []).append(server.server_port)
     ports = {name: free_port() for name in [*APPS, "health"]}
-    config = gateway_config(upstreams, ports, gateway_dir)
+    config = with_console_files(gateway_config(upstreams, ports, gateway_dir), gateway_dir)
     try:
         nginx = start_gateway(tools["nginx"], config, gateway_dir, ports["health"])
         try:
@@ -233,7 +261,127 @@ def test_websockets_pass_through_the_notification_port(gateway: dict[str, int]) 
 
 def test_the_gateway_answers_its_own_health_check(gateway: dict[str, int]) -> None:
     assert request(gateway["health"], "/healthz") == (200, "ok\n")
-    assert request(gateway["health"], "/employees")[0] == 404
+
+
+def _get(port: int, path: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def test_the_console_port_serves_the_console_its_assets_and_its_config(
+    gateway: dict[str, int],
+) -> None:
+    port = gateway["health"]
+    for path in ("/", "/index.html", "/some/deep/link"):
+        status, body, _ = answer(port, path)
+        assert (status, body) == (200, INDEX), path
+    index = _get(port, "/")
+    assert index.getheader("Content-Type", "").startswith("text/html")
+    assert index.getheader("Cache-Control") == "no-cache"
+    script = _get(port, "/assets/index-abc123.js")
+    assert script.status == 200
+    assert script.getheader("Content-Type") == "application/javascript"
+    assert "immutable" in script.getheader("Cache-Control", "")
+    assert _get(port, "/assets/missing.js").status == 404
+    status, body, _ = answer(port, "/config.json")
+    assert (status, json.loads(body)) == (200, CONSOLE_CONFIG)
+    assert _get(port, "/config.json").getheader("Cache-Control") == "no-cache"
+
+
+CONSOLE_API = {
+    "/employees": "employee-service",
+    "/employees/1": "employee-service",
+    "/attendance/me?employeeId=1": "employee-service",
+    "/leaves/me": "employee-service",
+    "/leaves/working-days?start=2026-01-05&end=2026-01-09": "employee-service",
+    "/holidays": "employee-service",
+    "/approvals": "approval-request-service",
+    "/approvals/7": "approval-request-service",
+    "/process/2": "approval-processing-service",
+    "/process/2/7": "approval-processing-service",
+}
+
+
+def test_the_console_port_passes_the_console_s_api_paths_to_their_services(
+    gateway: dict[str, int],
+) -> None:
+    for path, service in CONSOLE_API.items():
+        for method in ("GET", "POST"):
+            status, body = request(gateway["health"], path, method)
+            assert (status, body) == (200, f"{service} {path}"), (method, path)
+
+
+def test_the_console_port_refuses_development_sign_in_internal_paths_and_metrics(
+    gateway: dict[str, int],
+) -> None:
+    refused = [
+        "/dev/sign-in",
+        "/dev/sign-in?employeeId=1",
+        "//dev/sign-in",
+        "/%64ev/sign-in",
+        "/metrics",
+        "/%6Detrics",
+        *INTERNAL["employee-service"],
+        *INTERNAL["approval-request-service"],
+        *INTERNAL["notification-service"],
+    ]
+    for path in refused:
+        for method in ("GET", "POST"):
+            status, body = request(gateway["health"], path, method)
+            assert status == 404, (method, path, status)
+            assert "service" not in body, (method, path)
+            assert body != INDEX, (method, path)
+
+
+def test_the_console_port_passes_websockets_to_notification_service(
+    gateway: dict[str, int],
+) -> None:
+    with socket.create_connection(("127.0.0.1", gateway["health"]), timeout=5) as sock:
+        sock.sendall(
+            b"GET /ws/42 HTTP/1.1\r\nHost: erp\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        received = b""
+        while b"upgraded by" not in received:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+    assert b"upgraded by notification-service" in received
+
+
+def test_the_console_port_reads_jaeger_s_ui_under_its_base_path(gateway: dict[str, int]) -> None:
+    """Jaeger runs with base path /jaeger, so the path goes on as it came."""
+    path = "/jaeger/search?service=approval-request-service&lookback=2d"
+    assert request(gateway["health"], path) == (200, f"{JAEGER} {path}")
+    assert request(gateway["health"], "/jaeger/api/services")[0] == 200
+    assert request(gateway["health"], "/jaeger/api/archive/1", "POST")[0] == 403
+
+
+def test_the_console_port_logs_method_and_path_only(
+    gateway: dict[str, int], gateway_dir: Path
+) -> None:
+    sent = [
+        (f"/employees/1?token={SECRET}", {"Authorization": f"Bearer {SECRET}"}),
+        ("/approvals?status=pending", {"Referer": f"https://erp.example/?token={SECRET}"}),
+    ]
+    log = gateway_dir / "access.log"
+    logged_before = log.stat().st_size
+    for path, headers in sent:
+        assert request(gateway["health"], path, headers=headers)[0] == 200, path
+    deadline = time.monotonic() + 10
+    while (lines := log.read_bytes()[logged_before:].decode()).count("\n") < len(sent):
+        assert time.monotonic() < deadline, f"nginx logged fewer requests:\n{lines}"
+        time.sleep(0.05)
+    assert SECRET not in lines
+    assert "status=pending" not in lines
+    assert '"GET /employees/1" 200' in lines
+    assert '"GET /approvals" 200' in lines
 
 
 SECRET = "s3cr3t-t0k3n-value"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from tests.deploy.deploy_model import REPO
 from tests.support import factories
 from tests.support.pipeline import Listener, eventually
 from tests.support.traces import new_traceparent
+
+# The gateway's console port: the web console, its /config.json and its API paths.
+CONSOLE = 8080
 
 pytestmark = [
     pytest.mark.skipif(
@@ -75,7 +79,8 @@ def deployment() -> Iterator[Deployment]:
         secret = (Path(values["ERP_CI_SECRETS"]) / "erp_auth_secret").read_text().strip()
         yield Deployment(
             ports={
-                port: int(values[f"ERP_CI_PORT_{port}"]) for port in (8001, 8002, 8003, 8004, 16686)
+                port: int(values[f"ERP_CI_PORT_{port}"])
+                for port in (8001, 8002, 8003, 8004, CONSOLE, 16686)
             },
             auth=AuthSettings(secret=SecretStr(secret)),
         )
@@ -204,6 +209,71 @@ async def test_the_gateway_refuses_metrics_and_internal_paths(
     assert refused.status_code == 404
 
 
+async def test_the_console_port_serves_the_console_and_its_config(
+    deployment: Deployment,
+) -> None:
+    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(CONSOLE)) as http:
+        index = await http.get("/")
+        assert index.status_code == 200, index.text
+        assert index.headers["content-type"].startswith("text/html")
+        assert '<div id="app">' in index.text
+        scripts = re.findall(r'src="(/assets/[^"]+\.js)"', index.text)
+        assert scripts, index.text
+        script = await http.get(scripts[0])
+        assert script.status_code == 200
+        assert script.headers["content-type"] == "application/javascript"
+        assert "immutable" in script.headers["cache-control"]
+        config = await http.get("/config.json")
+        assert config.status_code == 200, config.text
+        assert config.json()["signIn"] == "oidc"
+        assert "{requestId}" in config.json()["traceUi"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/dev/sign-in"),
+        ("GET", "/metrics"),
+        ("POST", "/leaves/internal/approved"),
+        ("POST", "/approvals/internal/result"),
+        ("POST", "/notify"),
+    ],
+)
+async def test_the_console_port_refuses_development_sign_in_metrics_and_internal_paths(
+    deployment: Deployment, method: str, path: str
+) -> None:
+    async with httpx.AsyncClient(timeout=15) as http:
+        refused = await http.request(method, deployment.url(CONSOLE) + path, json={})
+    assert refused.status_code == 404
+
+
+async def test_the_console_port_passes_the_api_with_a_token_and_live_updates(
+    deployment: Deployment,
+) -> None:
+    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(CONSOLE)) as http:
+        anonymous = await http.get("/employees/1")
+        assert anonymous.status_code == 401, anonymous.text
+        http.headers.update(deployment.as_admin())
+        created = await factories.employee(http, deployment.url(CONSOLE), name="콘솔")
+        employee_id = created["id"]
+        again = await http.get(f"/employees/{employee_id}", headers=deployment.as_user(employee_id))
+        assert again.status_code == 200, again.text
+        assert again.json()["name"] == "콘솔"
+    url = deployment.url(CONSOLE).replace("http://", "ws://")
+    async with connect(f"{url}/ws/{employee_id}?token={deployment.token(employee_id)}") as socket:
+        await socket.ping()
+
+
+async def test_the_console_port_shows_jaeger_s_ui_under_jaeger(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(CONSOLE)) as http:
+        ui = await http.get("/jaeger/search")
+        assert ui.status_code == 200, ui.text
+        assert '<base href="/jaeger/"' in ui.text
+        services = await http.get("/jaeger/api/services")
+        assert services.status_code == 200, services.text
+        assert isinstance(services.json()["data"], list)
+
+
 def _recent_logs(service: str, lines: int = 60) -> str:
     """The end of a stack service's log, every replica, for a failure message: the stack
     is removed after the module, and CI keeps only what the run printed."""
@@ -278,7 +348,7 @@ async def test_a_request_s_trace_is_readable_in_jaeger(deployment: Deployment) -
         assert created.status_code == 201, created.text
 
         async def services() -> set[str] | None:
-            found = await http.get(f"{deployment.url(16686)}/api/traces/{trace_id}")
+            found = await http.get(f"{deployment.url(16686)}/jaeger/api/traces/{trace_id}")
             if found.status_code != 200:
                 return None
             (trace,) = found.json()["data"]
