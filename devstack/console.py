@@ -12,6 +12,7 @@ as before.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from devstack import backing, gateway, install, process
 from devstack.process import HOST, REPO_ROOT
@@ -125,6 +127,22 @@ def _prometheus(upstream: str | None) -> str:
         }}{passed}"""
 
 
+def _deployed(path: Path | None) -> str:
+    # A deployment's gateway serves /config.json; a 404 tells the console it is on a
+    # development stack (development sign-in, its own trace waterfall), where the catch-all
+    # location would answer with index.html instead.
+    if path is None:
+        return """
+        location = /config.json {
+            return 404;
+        }"""
+    return f"""
+        location = /config.json {{
+            alias {path};
+            add_header Cache-Control "no-cache";
+        }}"""
+
+
 def _worker_user(dist: Path) -> str:
     """Started as root, nginx's workers would run as nobody, who may not read a checkout or
     a temporary dir: they run as the owner of the files they serve instead."""
@@ -141,11 +159,13 @@ def config(
     work: Path,
     jaeger: str = JAEGER_QUERY,
     prometheus: str | None = PROMETHEUS_API,
+    deployed: Path | None = None,
 ) -> str:
     """nginx's configuration: `dist` at `/` on 127.0.0.1:`port`, each of ROUTES passed to
     `upstreams[package]` (`host:port`), `/jaeger/api/` to Jaeger's query API at `jaeger`
     (`host:port`), PROMETHEUS_PATHS under `/prometheus` to `prometheus` (`host:port`; None:
-    the whole of `/prometheus/` refused), nginx's own files under `work`."""
+    the whole of `/prometheus/` refused), `deployed` (a file) at `/config.json`, nginx's own
+    files under `work`."""
     types = "".join(f"        {mime} {ext};\n" for mime, ext in MIME_TYPES.items())
     refused = "".join(
         f"\n        location ^~ {p} {{\n            return 404;\n        }}" for p in REFUSED
@@ -186,7 +206,7 @@ http {{
         }}
         location / {{
             try_files $uri /index.html;
-        }}{refused}{proxied}{_jaeger(jaeger)}{_prometheus(prometheus)}
+        }}{_deployed(deployed)}{refused}{proxied}{_jaeger(jaeger)}{_prometheus(prometheus)}
     }}
 }}
 """
@@ -200,9 +220,11 @@ def start(
     work: Path | None = None,
     jaeger: str = JAEGER_QUERY,
     prometheus: str | None = PROMETHEUS_API,
+    deployed_config: dict[str, Any] | None = None,
 ) -> subprocess.Popen[bytes] | None:
     """nginx serving the console, or None (with the reason logged) when nginx or the built
-    console is missing or the port is taken: the console is optional on the local stack."""
+    console is missing or the port is taken: the console is optional on the local stack.
+    `deployed_config` is served as /config.json, as a deployment's gateway serves it."""
     nginx = gateway.nginx_binary()
     if nginx is None or not (dist / "index.html").exists():
         log.info(
@@ -214,6 +236,10 @@ def start(
         return None
     work = work or process.sub_dir(CONSOLE)
     work.mkdir(parents=True, exist_ok=True)
+    deployed = None
+    if deployed_config is not None:
+        deployed = work / "config.json"
+        deployed.write_text(json.dumps(deployed_config))
     (work / "nginx.conf").write_text(
         config(
             upstreams=upstreams,
@@ -222,6 +248,7 @@ def start(
             work=work,
             jaeger=jaeger,
             prometheus=prometheus,
+            deployed=deployed,
         )
     )
     args = [str(nginx), "-e", "stderr", "-p", str(work), "-c", str(work / "nginx.conf")]

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,10 +22,16 @@ PACKAGES = ("employee", "approval_request", "approval_processing", "notification
 
 @contextlib.contextmanager
 def serving(
-    layout: Layout, dist: Path, work: Path, *, prometheus: str | None = None
+    layout: Layout,
+    dist: Path,
+    work: Path,
+    *,
+    prometheus: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """The console's base URL, once its gateway answers. `prometheus` (`host:port`) is what
-    `/prometheus/api/v1/query...` reads; None refuses the whole of `/prometheus/`."""
+    `/prometheus/api/v1/query...` reads; None refuses the whole of `/prometheus/`. `config`
+    is served as /config.json, as a deployment's gateway serves it; None: no such file."""
     port = free_port()
     upstreams = {p: layout.url(p).removeprefix("http://") for p in PACKAGES}
     nginx = console.start(
@@ -34,6 +41,7 @@ def serving(
         work=work,
         jaeger=JAEGER_QUERY.removeprefix("http://"),
         prometheus=prometheus,
+        deployed_config=config,
     )
     assert nginx is not None, "the console's gateway needs nginx and a built console"
     base = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 // notifications that concern them) and the form that files a new one.
 import { useEffect, useState } from "preact/hooks";
 import { get, post } from "../api";
+import { loadConfig } from "../config";
 import { nameOf } from "../directory";
 import { t, tValue } from "../i18n";
 import { onFeedChange } from "../notifications";
@@ -50,6 +51,36 @@ function today(): string {
   return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
 }
 
+/** The deployment's tracing UI (/config.json `traceUi`, `{requestId}` in it), or undefined for
+ * the console's own waterfall; a config that fails to load leaves the waterfall. */
+function useTraceUi(): string | undefined {
+  const [traceUi, setTraceUi] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    loadConfig().then(
+      (config) => setTraceUi(config.traceUi),
+      () => setTraceUi(undefined),
+    );
+  }, []);
+  return traceUi;
+}
+
+function TraceLink({ requestId }: { requestId: number }) {
+  const traceUi = useTraceUi();
+  if (traceUi) {
+    const href = traceUi.split("{requestId}").join(encodeURIComponent(String(requestId)));
+    return (
+      <a href={href} target="_blank" rel="noopener noreferrer" class="muted" data-trace-link>
+        {t("trace")}
+      </a>
+    );
+  }
+  return (
+    <a href={`#/trace/request/${requestId}`} class="muted" data-trace-link>
+      {t("trace")}
+    </a>
+  );
+}
+
 function Request({ doc, changed }: { doc: ApprovalDocument; changed: () => void }) {
   const [error, setError] = useState("");
   const [reason, setReason] = useState("");
@@ -70,9 +101,7 @@ function Request({ doc, changed }: { doc: ApprovalDocument; changed: () => void 
     <li class="card" data-request-id={doc.requestId} data-final-status={doc.finalStatus}>
       <h3>
         #{doc.requestId} {doc.title} <span class={`pill pill-${doc.finalStatus}`}>{tValue(doc.finalStatus)}</span>{" "}
-        <a href={`#/trace/request/${doc.requestId}`} class="muted" data-trace-link>
-          {t("trace")}
-        </a>
+        <TraceLink requestId={doc.requestId} />
       </h3>
       <p class="muted">
         {tValue(doc.requestType)}
