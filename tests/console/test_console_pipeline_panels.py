@@ -103,7 +103,7 @@ async def test_the_pipeline_page_shows_live_flows_and_a_drained_pipeline(
             f"Number(document.querySelector('{flows_value}')?.dataset.value) > 0",
             timeout=SHOWN_WITHIN_MS,
         )
-        await expect(page.locator(flows_value)).to_contain_text("건/분")
+        await expect(page.locator(flows_value)).to_contain_text("건/초")
         # The sparkline is drawn for the eye once two points of the last 15 minutes have a
         # rate (this Prometheus is new); its text alternative says the same in words.
         await expect(page.locator(f"{flows} svg")).to_have_attribute(
