@@ -5,6 +5,7 @@ axe-core rates serious or critical, with the Korean labels and with the English 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -12,12 +13,26 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.support import factories
-from tests.support.browser import REPO, fits_the_width, new_page, sign_in
+from tests.support.browser import DIST, REPO, fits_the_width, new_page, sign_in
+from tests.support.console import serving
+from tests.support.layouts import Layout
+from tests.support.oidc_provider import AUDIENCE, CLIENT_ID
 
 AXE = REPO / "console" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 # Tab presses allowed to reach a link; the header and nav hold about a dozen stops.
 MAX_TABS = 60
+# A deployment's sign-in through an identity provider: the page asks the provider nothing
+# before its button is pressed, so none has to answer here.
+OIDC_CONFIG = {
+    "signIn": "oidc",
+    "oidc": {
+        "issuer": "http://127.0.0.1:9/",
+        "clientId": CLIENT_ID,
+        "scope": "openid",
+        "audience": AUDIENCE,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -33,10 +48,13 @@ class ConsolePage:
     refresh: bool = False
     # A choice (by its label) made on the page first, for a form that changes with it.
     choose: str | None = None
+    # Served as a deployment with OIDC_CONFIG as its /config.json serves it.
+    oidc: bool = False
 
 
 PAGES = (
     ConsolePage("sign-in", None, "select"),
+    ConsolePage("oidc-sign-in", None, "main section:not(:has(select)) button", oidc=True),
     ConsolePage("notifications", "알림", "[data-testid=notifications]"),
     ConsolePage("inbox", "결재함", '[data-testid=inbox] [data-request-id="{inbox}"]'),
     ConsolePage("requests", "내 요청", '[data-testid=requests] [data-request-id="{mine}"]'),
@@ -55,6 +73,14 @@ PAGES = (
     ConsolePage("admin-report", "휴가 보고서", "main form"),
     ConsolePage("admin-pipeline", "파이프라인", "[data-panel]"),
 )
+
+
+@pytest.fixture(scope="module")
+def oidc_console_url(layout: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    assert (DIST / "index.html").exists(), "build the console first: make console"
+    work = tmp_path_factory.mktemp("oidc-console")
+    with serving(layout, DIST, work, config=OIDC_CONFIG) as base:
+        yield base
 
 
 async def serious_violations(page: Page) -> list[str]:
@@ -133,6 +159,7 @@ async def problems_in_both_languages(page: Page, shown: ConsolePage) -> list[str
 @pytest.mark.parametrize("shown", PAGES, ids=[p.name for p in PAGES])
 async def test_every_page_is_keyboard_reachable_fits_360_px_and_passes_axe(
     shown: ConsolePage,
+    request: pytest.FixtureRequest,
     browser: Browser,
     console_url: str,
     client: httpx.AsyncClient,
@@ -152,7 +179,7 @@ async def test_every_page_is_keyboard_reachable_fits_360_px_and_passes_axe(
     page = await new_page(browser)
     ready = page.locator(shown.ready.format(**ids))
     if shown.tab is None:
-        await page.goto(console_url)
+        await page.goto(request.getfixturevalue("oidc_console_url") if shown.oidc else console_url)
         await expect(ready.first).to_be_visible()
         await page.evaluate("document.activeElement?.blur()")
         await tab_to(page, ready.first)
