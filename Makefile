@@ -16,10 +16,11 @@ infra: venv
 	$(ERP) infra up --with-jaeger
 
 # `make up REPLICAS=3`: three processes of each service behind a local gateway (nginx) that
-# keeps the usual ports 8001-8004.
+# keeps the usual ports 8001-8004. Jaeger and Prometheus too, so the web console's traces and
+# pipeline panels show the stack it runs.
 REPLICAS ?= 1
 up: venv
-	$(ERP) up --replicas $(REPLICAS)
+	$(ERP) up --replicas $(REPLICAS) --with-jaeger --with-prometheus
 
 down:
 	$(ERP) down

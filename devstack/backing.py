@@ -11,6 +11,7 @@ import glob
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -393,6 +394,11 @@ def stop_jaeger() -> None:
 
 def ensure_prometheus(config: Path = DEFAULT_PROMETHEUS_CONFIG) -> None:
     if port_open(PROMETHEUS_PORT):
+        pid = read_pid("prometheus")
+        if pid and pid_alive(pid, "prometheus"):
+            # Ours, perhaps started for another layout (`erp up --replicas 3` after
+            # `erp up`): its local config was rewritten in place, and SIGHUP re-reads it.
+            os.kill(pid, signal.SIGHUP)
         return
     if not config.exists():
         raise FileNotFoundError(f"no Prometheus config at {config}")

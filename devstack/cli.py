@@ -7,12 +7,23 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack import apps, backing, console, demo, install, local, process, topology
+from devstack import (
+    apps,
+    backing,
+    console,
+    demo,
+    install,
+    local,
+    process,
+    prometheus,
+    topology,
+)
 
 log = logging.getLogger("erp")
 
@@ -33,8 +44,24 @@ def _show_infra() -> None:
     _table(("backing", "address", "state", "our pid", "log"), rows)
 
 
-def _prometheus_config(args: argparse.Namespace) -> Path | None:
-    return args.prometheus_config if args.with_prometheus else None
+def _prometheus_config(
+    args: argparse.Namespace, layout: topology.Topology | None = None
+) -> Path | None:
+    """The config given, else the deployed one aimed at `layout`'s processes."""
+    if not args.with_prometheus:
+        return None
+    if args.prometheus_config is not None:
+        return Path(args.prometheus_config)
+    return prometheus.write_local_config(layout or topology.Topology())
+
+
+def _export_traces_to_jaeger(args: argparse.Namespace) -> None:
+    """With Jaeger running, the apps send it their spans (unless told otherwise), so the
+    console's trace pages have something to draw."""
+    if args.with_jaeger:
+        os.environ.setdefault(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{process.HOST}:{backing.JAEGER_OTLP_HTTP_PORT}"
+        )
 
 
 def _show_installed() -> None:
@@ -91,7 +118,8 @@ def up(args: argparse.Namespace) -> int:
         console.build()
     except install.InstallError as error:
         log.warning("console not built, the stack starts without it: %s", error)
-    backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args))
+    backing.ensure_infra(jaeger=args.with_jaeger, prometheus=_prometheus_config(args, layout))
+    _export_traces_to_jaeger(args)
     apps.migrate()
     if not local.start(layout):
         return 1
@@ -162,8 +190,9 @@ def _add_infra_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus-config",
         type=Path,
-        default=backing.DEFAULT_PROMETHEUS_CONFIG,
-        help="config file for --with-prometheus (default: %(default)s)",
+        default=None,
+        help="config file for --with-prometheus (default: the deployed one, "
+        "observability/prometheus/prometheus.yml, aimed at the local processes)",
     )
 
 
@@ -251,8 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     up_parser = commands.add_parser(
         "up",
         help="backing services, migrations, then every app service",
-        description="Set OTEL_EXPORTER_OTLP_ENDPOINT yourself to send the apps' telemetry "
-        "to Jaeger (http://127.0.0.1:4318).",
+        description="With --with-jaeger the apps send their spans to it "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT, unless set); with --with-prometheus it scrapes every "
+        "process.",
     )
     _add_infra_options(up_parser)
     up_parser.add_argument(

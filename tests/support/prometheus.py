@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import yaml
 
-from devstack import backing
+from devstack import backing, prometheus
 from devstack.apps import get_service, stop_process
 from tests.support.stack import Stack, free_port
-from tests.telemetry.observability_queries import PROMETHEUS_DIR
 
 PACKAGE_OF_JOB = {
     get_service(package).name: package
@@ -28,20 +27,12 @@ READY_SECONDS = 30
 
 
 def local_scrape_config(stack: Stack) -> dict[str, Any]:
-    """The repository's scrape config aimed at the test stack: each service's target
-    becomes its local port, and the collector job goes (no collector runs here)."""
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
-    jobs = []
-    for job in config["scrape_configs"]:
-        package = PACKAGE_OF_JOB.get(job["job_name"])
-        if package is None:
-            continue
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{stack.ports[package]}"]}]
-        jobs.append(job)
-    config["scrape_configs"] = jobs
-    return config
+    """The repository's scrape config aimed at the test stack (devstack's own rewrite, the
+    one `erp up --with-prometheus` uses), scraping every second."""
+    targets = {
+        job: [f"127.0.0.1:{stack.ports[package]}"] for job, package in PACKAGE_OF_JOB.items()
+    }
+    return prometheus.scrape_config(targets, interval="1s")
 
 
 @contextlib.contextmanager
