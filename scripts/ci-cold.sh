@@ -126,7 +126,7 @@ print(f"\n{'phase':<40} {'seconds':>8}")
 for (name, at), (_, until) in zip(present, present[1:]):
     print(f"{name:<40} {until - at:>8}")
 for line in lines:
-    found = re.match(r"\s*\d+ installed: (apt|go build): (.*): (\d+) s$", line)
+    found = re.match(r"\s*\d+ installed: (apt|go build|npm): (.*): (\d+) s$", line)
     if found:
         print(f"  of which {found.group(1)}: {found.group(2)[:60]:<45} {found.group(3):>5}")
 print(f"{'total':<40} {total:>8}")
