@@ -1,8 +1,8 @@
 """The local gateway in front of several replicas: the deployed gateway's own nginx
-configuration (deploy/gateway/nginx.conf), its upstreams pointed at the local replicas (and
-Jaeger's at the local Jaeger) and its ports moved to loopback, plus one "mesh" port a
-service for the calls between services, which the public ports refuse (`/notify`,
-`*/internal/*`), as a cluster's Service addresses would carry them."""
+configuration (deploy/gateway/nginx.conf), its upstreams pointed at the local replicas and
+its ports moved to loopback, plus one "mesh" port a service for the calls between
+services, which the public ports refuse (`/notify`, `*/internal/*`), as a cluster's
+Service addresses would carry them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import re
 import shutil
 from pathlib import Path
 
-from devstack.backing import JAEGER_QUERY_PORT
 from devstack.process import HOST, REPO_ROOT
 
 DEPLOYED_CONFIG = REPO_ROOT / "deploy" / "gateway" / "nginx.conf"
@@ -42,7 +41,6 @@ def local_config(
     `upstreams[name]`, its public server (deployed on `deployed_ports[name]`) on
     `public[name]`, a mesh server on `mesh[name]`, and nginx's files under `work`."""
     config = DEPLOYED_CONFIG.read_text()
-    config = config.replace("server jaeger:16686;", f"server {HOST}:{JAEGER_QUERY_PORT};")
     for name, ports in upstreams.items():
         servers = "".join(f"        server {HOST}:{port};\n" for port in ports)
         # Every server line of the service's upstream block (one in Kubernetes, where a

@@ -1,26 +1,29 @@
 """The console as a deployment configures it (/config.json, served by the deployed gateway):
-a `traceUi` sends the request list's trace link to the deployment's own tracing UI, Jaeger's,
-in a new tab; without it the link opens the console's own waterfall."""
+a `traceUi` sends the request list's trace link to the deployment's own tracing UI, Jaeger's
+on its own port of the console's host, in a new tab; without it the link opens the
+console's own waterfall."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from devstack.process import REPO_ROOT
 from tests.support import factories
 from tests.support.browser import DIST, new_page, sign_in
 from tests.support.console import serving
 from tests.support.layouts import Layout
 
-# The trace search deploy/gateway/console-config.json ships: requests by their erp.request_id.
-TRACE_UI = (
-    "/jaeger/search?service=approval-request-service"
-    "&tags=%7B%22erp.request_id%22%3A%22{requestId}%22%7D&lookback=2d"
-)
+# The trace search Swarm's console config ships, Jaeger published on 16686 of the console's
+# host: requests by their erp.request_id.
+TRACE_UI = json.loads((REPO_ROOT / "deploy" / "gateway" / "console-config.json").read_text())[
+    "traceUi"
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ async def _filed_request(
     return requester["id"], await factories.approval(client, approvals_url, body)
 
 
-async def test_a_deployed_trace_link_opens_jaeger_s_search_for_the_request(
+async def test_a_deployed_trace_link_opens_jaeger_s_search_for_the_request_on_the_console_s_host(
     browser: Browser,
     deployed_console_url: str,
     client: httpx.AsyncClient,
@@ -53,9 +56,12 @@ async def test_a_deployed_trace_link_opens_jaeger_s_search_for_the_request(
     await page.get_by_role("link", name="내 요청").click()
 
     link = page.locator(f'[data-request-id="{request_id}"] [data-trace-link]')
-    expected = TRACE_UI.replace("{requestId}", str(request_id))
+    host = urlsplit(deployed_console_url).hostname
+    assert host == "127.0.0.1"
+    expected = TRACE_UI.replace("{hostname}", host).replace("{requestId}", str(request_id))
     await expect(link).to_have_attribute("href", expected)
     await expect(link).to_have_attribute("target", "_blank")
+    assert expected.startswith("http://127.0.0.1:16686/jaeger/search?")
     assert f'"erp.request_id":"{request_id}"' in unquote(expected)
 
 

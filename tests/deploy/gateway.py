@@ -50,9 +50,7 @@ def gateway_config(
     port, or the ports of several replicas, balanced as the orchestrator's VIP would): every
     server line of its upstream block, one or one per replica, is replaced. Its public port
     goes to ``ports[name]`` and the console's port (which answers /healthz too) to
-    ``ports['health']``. Jaeger's upstream goes to ``upstreams['jaeger']`` when given, else
-    to a port nothing listens on."""
-    upstreams = {"jaeger": 9, **upstreams}
+    ``ports['health']``."""
     config = CONFIG.read_text()
     for name, replicas in upstreams.items():
         pattern = rf"(upstream {re.escape(name)} \{{\n)((?:[ \t]*server [^;]+;\n)+)"

@@ -1,13 +1,15 @@
 """The web console in both deployments: the gateway runs the one image that carries the
 console's files (the Dockerfile's gateway target, built by deploy/build-images.sh), both
-publish its console port, both mount the same /config.json where the gateway config serves
-it, and Jaeger runs under the base path the gateway passes /jaeger/ to."""
+publish its console port, each mounts its own /config.json where the gateway config serves
+it, and no public port passes anything to Jaeger (it has no sign-in): the console's trace
+links open Jaeger's UI where each deployment exposes it, under its base path."""
 
 from __future__ import annotations
 
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -20,7 +22,21 @@ Model = dict[str, Any]
 Rendered = dict[str, list[dict[str, Any]]]
 
 GATEWAY_CONF = REPO / "deploy" / "gateway" / "nginx.conf"
-CONSOLE_CONFIG = REPO / "deploy" / "gateway" / "console-config.json"
+# Each deployment's /config.json, and where its trace links open Jaeger's UI: Swarm
+# publishes Jaeger's port on every node, so the console's own host; the local overlay's
+# through `kubectl port-forward svc/jaeger 16686`; production's an example host, behind the
+# operator's own sign-in.
+CONSOLE_CONFIGS = {
+    "swarm": REPO / "deploy" / "gateway" / "console-config.json",
+    "local": REPO / "k8s" / "overlays" / "local" / "console-config.json",
+    "production": REPO / "k8s" / "overlays" / "production" / "console-config.json",
+}
+JAEGER_UI_PORT = 16686
+TRACE_UI_ORIGINS = {
+    "swarm": f"http://{{hostname}}:{JAEGER_UI_PORT}",
+    "local": f"http://localhost:{JAEGER_UI_PORT}",
+    "production": "https://jaeger.example.com",
+}
 MOUNTED_AT = "/etc/nginx/console/config.json"
 HTML_ROOT = "/usr/share/nginx/html"
 JAEGER_BASE_PATH = "/jaeger"
@@ -51,19 +67,48 @@ def test_the_console_server_passes_the_local_console_s_api_paths_but_development
         if not prefix.startswith("/dev/")
     }
     assert passed == expected
-    jaeger = re.search(r"location \^~ /jaeger/ \{(.*?)\n        \}", server, re.S)
-    assert jaeger
-    assert "proxy_pass http://jaeger;" in jaeger[1]
     refused = set(re.findall(r"location \^~ (\S+) \{\s*return 404;", server))
     assert {"/dev/", "/metrics", "/leaves/internal", "/approvals/internal", "/notify"} <= refused
 
 
-def test_the_console_config_tells_a_deployment_to_sign_in_with_oidc_and_link_jaeger() -> None:
-    config = json.loads(CONSOLE_CONFIG.read_text())
+def test_no_gateway_port_passes_anything_to_jaeger_which_has_no_sign_in() -> None:
+    """Its traces carry request and employee ids and comments. The console's port refuses
+    /jaeger/ outright (rather than answer it with index.html)."""
+    config = GATEWAY_CONF.read_text()
+    assert "jaeger:" not in config
+    assert "upstream jaeger" not in config
+    passed_to = set(re.findall(r"proxy_pass http://([a-z-]+);", config))
+    assert passed_to == {f"{package.replace('_', '-')}-service" for package in set(ROUTES.values())}
+    assert re.search(r"location \^~ /jaeger/ \{\s*return 404;\s*\}", console_server())
+
+
+@pytest.mark.parametrize("deployment", CONSOLE_CONFIGS)
+def test_each_console_config_signs_in_with_oidc_and_links_jaeger_where_it_is_exposed(
+    deployment: str,
+) -> None:
+    config = json.loads(CONSOLE_CONFIGS[deployment].read_text())
     assert config["signIn"] == "oidc"
     assert {"issuer", "clientId", "scope"} <= set(config["oidc"])
-    assert config["traceUi"].startswith(f"{JAEGER_BASE_PATH}/search?")
-    assert "{requestId}" in config["traceUi"]
+    trace_ui = config["traceUi"]
+    assert trace_ui.startswith(f"{TRACE_UI_ORIGINS[deployment]}{JAEGER_BASE_PATH}/search?")
+    query = parse_qs(trace_ui.split("?", 1)[1])
+    assert query["service"] == ["approval-request-service"]
+    assert json.loads(query["tags"][0]) == {"erp.request_id": "{requestId}"}
+
+
+def test_swarm_publishes_jaeger_s_ui_on_the_port_its_trace_links_name(swarm_stack: Model) -> None:
+    ports = {p["target"]: p["published"] for p in swarm_stack["services"]["jaeger"]["ports"]}
+    assert ports[JAEGER_UI_PORT] == JAEGER_UI_PORT
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_jaeger_serves_its_ui_on_the_port_the_local_trace_links_name(
+    rendered: Rendered, overlay: str
+) -> None:
+    """The local overlay's links assume `kubectl port-forward svc/jaeger 16686`."""
+    service = by_kind(rendered[overlay], "Service")["jaeger"]
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports["ui"] == JAEGER_UI_PORT
 
 
 def test_the_gateway_image_is_built_with_the_console_s_files() -> None:
@@ -93,7 +138,7 @@ def test_the_stack_runs_the_gateway_image_with_the_console_config(swarm_stack: M
     assert gateway["image"] == GATEWAY_IMAGE
     mounted = {c["target"]: c["source"] for c in gateway["configs"]}
     source = swarm_stack["configs"][mounted[MOUNTED_AT]]["file"]
-    assert source == str(CONSOLE_CONFIG)
+    assert source == str(CONSOLE_CONFIGS["swarm"])
     ports = {p["target"]: p["published"] for p in gateway["ports"]}
     assert ports[CONSOLE_PORT] == CONSOLE_PORT
 
@@ -110,7 +155,7 @@ def test_kubernetes_runs_the_gateway_image_with_the_console_config(
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     config_map = by_kind(docs, "ConfigMap")[volume["configMap"]["name"]]
     assert json.loads(config_map["data"][mount["subPath"]]) == json.loads(
-        CONSOLE_CONFIG.read_text()
+        CONSOLE_CONFIGS[overlay].read_text()
     )
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
     service = by_kind(docs, "Service")["gateway"]
@@ -121,17 +166,20 @@ def test_kubernetes_runs_the_gateway_image_with_the_console_config(
     assert CONSOLE_PORT in admitted
 
 
-def test_the_production_ingress_sends_a_host_to_the_console_port(rendered: Rendered) -> None:
+def test_the_production_ingress_sends_a_host_to_the_console_port_and_none_to_jaeger(
+    rendered: Rendered,
+) -> None:
     ingress = by_kind(rendered["production"], "Ingress")["erp"]
-    ports = {
-        path["backend"]["service"]["port"]["name"]
+    backends = {
+        (path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
         for rule in ingress["spec"]["rules"]
         for path in rule["http"]["paths"]
     }
-    assert "console" in ports
+    assert ("gateway", "console") in backends
+    assert {name for name, _ in backends} == {"gateway"}
 
 
-def test_jaeger_runs_under_the_base_path_the_gateway_passes_on(
+def test_jaeger_runs_under_the_base_path_the_trace_links_name(
     swarm_stack: Model, rendered: Rendered
 ) -> None:
     assert swarm_stack["services"]["jaeger"]["command"] == [BASE_PATH_FLAG]
@@ -149,12 +197,14 @@ def test_jaeger_runs_under_the_base_path_the_gateway_passes_on(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_jaeger_admits_the_gateway_on_its_ui_port(rendered: Rendered, overlay: str) -> None:
+def test_jaeger_s_ui_port_admits_grafana_alone_never_the_gateway(
+    rendered: Rendered, overlay: str
+) -> None:
     policy = by_kind(rendered[overlay], "NetworkPolicy")["jaeger"]
     admitted = [
-        port["port"]
+        peer
         for rule in policy["spec"]["ingress"]
-        if {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}} in rule["from"]
-        for port in rule["ports"]
+        if any(port["port"] == "ui" for port in rule["ports"])
+        for peer in rule["from"]
     ]
-    assert admitted == ["ui"]
+    assert admitted == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}]

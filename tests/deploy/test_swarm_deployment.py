@@ -226,6 +226,8 @@ async def test_the_console_port_serves_the_console_and_its_config(
         config = await http.get("/config.json")
         assert config.status_code == 200, config.text
         assert config.json()["signIn"] == "oidc"
+        # Jaeger's UI on its own published port of the console's host, never through it.
+        assert config.json()["traceUi"].startswith("http://{hostname}:16686/jaeger/search?")
         assert "{requestId}" in config.json()["traceUi"]
 
 
@@ -237,9 +239,11 @@ async def test_the_console_port_serves_the_console_and_its_config(
         ("POST", "/leaves/internal/approved"),
         ("POST", "/approvals/internal/result"),
         ("POST", "/notify"),
+        ("GET", "/jaeger/search"),
+        ("GET", "/jaeger/api/services"),
     ],
 )
-async def test_the_console_port_refuses_development_sign_in_metrics_and_internal_paths(
+async def test_the_console_port_refuses_development_sign_in_metrics_internal_paths_and_jaeger(
     deployment: Deployment, method: str, path: str
 ) -> None:
     async with httpx.AsyncClient(timeout=15) as http:
@@ -264,8 +268,11 @@ async def test_the_console_port_passes_the_api_with_a_token_and_live_updates(
         await socket.ping()
 
 
-async def test_the_console_port_shows_jaeger_s_ui_under_jaeger(deployment: Deployment) -> None:
-    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(CONSOLE)) as http:
+async def test_jaeger_s_ui_is_under_jaeger_on_its_own_published_port(
+    deployment: Deployment,
+) -> None:
+    """Where the console's trace links open it (the gateway refuses /jaeger/: no sign-in)."""
+    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(16686)) as http:
         ui = await http.get("/jaeger/search")
         assert ui.status_code == 200, ui.text
         assert '<base href="/jaeger/"' in ui.text

@@ -51,8 +51,9 @@ function today(): string {
   return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
 }
 
-/** The deployment's tracing UI (/config.json `traceUi`, `{requestId}` in it), or undefined for
- * the console's own waterfall; a config that fails to load leaves the waterfall. */
+/** The deployment's tracing UI (/config.json `traceUi`, `{requestId}` and `{hostname}` in it:
+ * a UI on its own port of the console's host), or undefined for the console's own waterfall;
+ * a config that fails to load leaves the waterfall. */
 function useTraceUi(): string | undefined {
   const [traceUi, setTraceUi] = useState<string | undefined>(undefined);
   useEffect(() => {
@@ -67,7 +68,11 @@ function useTraceUi(): string | undefined {
 function TraceLink({ requestId }: { requestId: number }) {
   const traceUi = useTraceUi();
   if (traceUi) {
-    const href = traceUi.split("{requestId}").join(encodeURIComponent(String(requestId)));
+    const href = traceUi
+      .split("{hostname}")
+      .join(location.hostname)
+      .split("{requestId}")
+      .join(encodeURIComponent(String(requestId)));
     return (
       <a href={href} target="_blank" rel="noopener noreferrer" class="muted" data-trace-link>
         {t("trace")}
