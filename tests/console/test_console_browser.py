@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from playwright.async_api import Browser, Page, expect
@@ -54,8 +55,38 @@ async def waterfall_shows_every_service_and_a_span_link(page: Page) -> None:
         await page.wait_for_timeout(1000)
 
 
+# Notes, in the page's clock, when each inbox item first appears (browser and services share
+# this machine's clock).
+NOTE_WHEN_INBOX_ITEMS_APPEAR = """() => {
+  window.firstSeen = {};
+  const note = () => document.querySelectorAll("[data-testid=inbox] [data-request-id]")
+    .forEach((e) => { window.firstSeen[e.dataset.requestId] ??= Date.now(); });
+  new MutationObserver(note).observe(document.body, { subtree: true, childList: true });
+}"""
+
+
+async def _ms_from_hand_off_to_inbox(
+    client: httpx.AsyncClient, approvals_url: str, page: Page, request_id: int
+) -> float:
+    """From step 1's assignment, recorded with the request just before its hand-off is
+    published (so this errs long), to the item first drawn in the approver's open inbox."""
+    found = await client.get(f"{approvals_url}/approvals/{request_id}")
+    assert found.status_code == 200, found.text
+    (assigned,) = [
+        h for h in found.json()["history"] if h["event"] == "assigned" and h["step"] == 1
+    ]
+    seen_ms = await page.evaluate(f"window.firstSeen['{request_id}']")
+    at = datetime.fromisoformat(assigned["at"])
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return float(seen_ms) - at.timestamp() * 1000
+
+
 async def test_leave_request_travels_live_from_requester_to_approver_and_back(
-    browser: Browser, console_url: str, client: httpx.AsyncClient, employee_url: str
+    browser: Browser,
+    console_url: str,
+    client: httpx.AsyncClient,
+    employee_url: str,
+    approvals_url: str,
 ) -> None:
     requester = await factories.employee(client, employee_url, name="김민지", position="대리")
     approver = await factories.employee(client, employee_url, name="박서준", position="팀장")
@@ -85,18 +116,18 @@ async def test_leave_request_travels_live_from_requester_to_approver_and_back(
     await requester_page.get_by_label("사유").first.fill("가족 여행")
     await expect(requester_page.get_by_test_id("balance")).to_contain_text("남은 일수")
     await requester_page.get_by_label("단계 1").select_option(str(approver["id"]))
+    await approver_page.evaluate(NOTE_WHEN_INBOX_ITEMS_APPEAR)
     await requester_page.get_by_role("button", name="요청 보내기").click()
     sent = requester_page.get_by_role("status").filter(has_text="을(를) 보냈습니다")
     await expect(sent).to_be_visible()
-    filed_at = time.monotonic()
     request_id = int((await sent.inner_text()).split("#")[1].split("을")[0])
     assert await fits_the_width(requester_page)
 
-    # The approver's open inbox shows it, without a reload.
+    # The approver's open inbox shows it, without a reload, within 1 s of the hand-off.
     item = approver_page.locator(f'[data-testid=inbox] [data-request-id="{request_id}"]')
     await expect(item).to_be_visible(timeout=15_000)
-    arrived_ms = (time.monotonic() - filed_at) * 1000
-    print(f"inbox showed request {request_id} {arrived_ms:.0f} ms after it was filed")
+    arrived_ms = await _ms_from_hand_off_to_inbox(client, approvals_url, approver_page, request_id)
+    print(f"inbox showed request {request_id} {arrived_ms:.0f} ms after its hand-off")
     assert arrived_ms < LIVE_WITHIN_MS
     await expect(item).to_contain_text("김민지")
     await screenshot(approver_page, "inbox", full_page=True)
