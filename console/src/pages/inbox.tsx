@@ -8,6 +8,7 @@ import { t } from "../i18n";
 import { Feedback, useAction } from "../feedback";
 import { onFeedChange } from "../notifications";
 import { session } from "../session";
+import { PersonOptions } from "../person-options";
 import { useSignal } from "../signal";
 
 interface WorkItem {
@@ -43,14 +44,7 @@ function Reassign({ item, handedOver }: { item: WorkItem; handedOver: () => void
       <form class="form" onSubmit={submit}>
         <label for={`reassign-to-${id}`}>{t("reassignTo")}</label>
         <select id={`reassign-to-${id}`} required value={to} onChange={(e) => setTo(e.currentTarget.value)}>
-          <option value="" disabled>
-            —
-          </option>
-          {people.map((p) => (
-            <option value={String(p.id)}>
-              {p.name} · {p.department}
-            </option>
-          ))}
+          <PersonOptions people={people} />
         </select>
         <label for={`reassign-reason-${id}`}>{t("reassignReason")}</label>
         <input id={`reassign-reason-${id}`} maxLength={1000} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />

@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { get, post } from "../api";
 import { directory } from "../directory";
 import { t, type Label } from "../i18n";
+import { PersonOptions } from "../person-options";
 import { useSignal } from "../signal";
 import { Feedback } from "../feedback";
 
@@ -209,14 +210,7 @@ export function RequestForm({ me, sent }: { me: number; sent: () => void }) {
               <label>
                 {t("step")} {index + 1}
                 <select required value={id} onChange={(e) => setApprover(index, e.currentTarget.value)}>
-                  <option value="" disabled>
-                    —
-                  </option>
-                  {people.map((p) => (
-                    <option value={String(p.id)}>
-                      {p.name} · {p.department}
-                    </option>
-                  ))}
+                  <PersonOptions people={people} />
                 </select>
               </label>
               {approvers.length > 1 && (
