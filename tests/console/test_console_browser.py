@@ -263,11 +263,7 @@ async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusa
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
     start, end = leave_dates()
-    entitlement = {"employee_id": requester, "leave_type": "ANNUAL", "year": int(start[:4])}
-    answered = await client.put(
-        f"{employee_url}/leaves/entitlements", json={**entitlement, "days": 2}
-    )
-    assert answered.status_code == 200, answered.text
+    await factories.entitle(client, employee_url, requester, year=int(start[:4]), days=2)
     page = await new_page(browser)
     await sign_in(page, console_url, requester)
     await page.get_by_role("link", name="내 요청").click()
@@ -287,10 +283,7 @@ async def test_the_leave_form_shows_the_balance_and_the_servers_count_and_refusa
     # this test's year for holidays), is two days; a weekend none; impossible dates refused.
     holiday = await client.put(f"{employee_url}/holidays/2043-03-06", json={"name": "휴일"})
     assert holiday.status_code == 200, holiday.text
-    answered = await client.put(
-        f"{employee_url}/leaves/entitlements", json={**entitlement, "year": 2043, "days": 5}
-    )
-    assert answered.status_code == 200, answered.text
+    await factories.entitle(client, employee_url, requester, year=2043, days=5)
     await page.get_by_label("시작일").fill("2043-03-05")
     await page.get_by_label("종료일").fill("2043-03-09")
     await expect(count).to_contain_text("근무일: 2일 · 보낸 뒤 남는 일수 3일")

@@ -19,11 +19,7 @@ async def test_a_morning_half_day_is_counted_and_reserved_as_half_a_day(
 ) -> None:
     requester, approver = await factories.employees(client, employee_url, 2)
     day, thursday = leave_dates()
-    entitlement = {"employee_id": requester, "leave_type": "ANNUAL", "year": int(day[:4])}
-    answered = await client.put(
-        f"{employee_url}/leaves/entitlements", json={**entitlement, "days": 2}
-    )
-    assert answered.status_code == 200, answered.text
+    await factories.entitle(client, employee_url, requester, year=int(day[:4]), days=2)
     page = await new_page(browser)
     await sign_in(page, console_url, requester)
     await page.get_by_role("link", name="내 요청").click()

@@ -24,6 +24,15 @@ async def employees(client: httpx.AsyncClient, base: str, count: int) -> list[in
     return [(await employee(client, base))["id"] for _ in range(count)]
 
 
+async def entitle(
+    client: httpx.AsyncClient, base: str, employee_id: int, *, year: int, days: float
+) -> None:
+    """Sets the employee's ANNUAL days for that year (an administrator's PUT)."""
+    body = {"employee_id": employee_id, "leave_type": "ANNUAL", "year": year, "days": days}
+    answered = await client.put(f"{base}/leaves/entitlements", json=body)
+    assert answered.status_code == 200, answered.text
+
+
 def approval_body(requester: int, approvers: list[int], **fields: Any) -> dict[str, Any]:
     return {
         "requesterId": requester,
