@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-port", type=int, default=8101, help="the four services' ports")
     parser.add_argument("--results", type=Path, help="folder for every run's results")
     args = parser.parse_args(argv)
+    # A sitting stopped with SIGTERM still stops its services and removes its worktrees.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backing.ensure_infra()
     results = args.results or Path(tempfile.mkdtemp(prefix="erp-ab-results-"))
     runs: list[Run] = []
