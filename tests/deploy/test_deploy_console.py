@@ -1,8 +1,9 @@
 """The web console in both deployments: the gateway runs the one image that carries the
 console's files (the Dockerfile's gateway target, built by deploy/build-images.sh), both
 publish its console port, each mounts its own /config.json where the gateway config serves
-it, and no public port passes anything to Jaeger (it has no sign-in): the console's trace
-links open Jaeger's UI where each deployment exposes it, under its base path."""
+it, and no gateway port passes anything to Jaeger (it has no sign-in): the console's trace
+links open Jaeger's UI where each deployment exposes it, under its base path (Swarm: on
+jaeger-ui's port, behind basic auth)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ Model = dict[str, Any]
 Rendered = dict[str, list[dict[str, Any]]]
 
 GATEWAY_CONF = REPO / "deploy" / "gateway" / "nginx.conf"
+JAEGER_UI_CONF = REPO / "deploy" / "gateway" / "jaeger-ui.conf"
 # Each deployment's /config.json, and where its trace links open Jaeger's UI: Swarm
-# publishes Jaeger's port on every node, so the console's own host; the local overlay's
+# publishes jaeger-ui's port (Jaeger behind basic auth) on every node, so the console's own
+# host; the local overlay's
 # through `kubectl port-forward svc/jaeger 16686`; production's an example host, behind the
 # operator's own sign-in.
 CONSOLE_CONFIGS = {
@@ -96,9 +99,57 @@ def test_each_console_config_signs_in_with_oidc_and_links_jaeger_where_it_is_exp
     assert json.loads(query["tags"][0]) == {"erp.request_id": "{requestId}"}
 
 
-def test_swarm_publishes_jaeger_s_ui_on_the_port_its_trace_links_name(swarm_stack: Model) -> None:
-    ports = {p["target"]: p["published"] for p in swarm_stack["services"]["jaeger"]["ports"]}
-    assert ports[JAEGER_UI_PORT] == JAEGER_UI_PORT
+def test_swarm_publishes_jaeger_s_ui_only_through_jaeger_ui_on_the_port_its_trace_links_name(
+    swarm_stack: Model,
+) -> None:
+    """Jaeger itself publishes nothing: its one public way in asks for a password."""
+    services = swarm_stack["services"]
+    assert not services["jaeger"].get("ports")
+    ports = {p["target"]: p["published"] for p in services["jaeger-ui"]["ports"]}
+    assert ports == {JAEGER_UI_PORT: JAEGER_UI_PORT}
+
+
+def test_swarm_s_jaeger_ui_runs_the_gateway_image_hardened_with_its_config_and_user_file(
+    swarm_stack: Model,
+) -> None:
+    jaeger_ui = swarm_stack["services"]["jaeger-ui"]
+    gateway = swarm_stack["services"]["gateway"]
+    assert jaeger_ui["image"] == gateway["image"] == GATEWAY_IMAGE
+    assert jaeger_ui["read_only"] is True
+    assert jaeger_ui["cap_drop"] == ["ALL"]
+    assert jaeger_ui["volumes"] == gateway["volumes"]
+    mounted = {c["target"]: c["source"] for c in jaeger_ui["configs"]}
+    config = swarm_stack["configs"][mounted["/etc/nginx/nginx.conf"]]
+    assert config["file"] == str(JAEGER_UI_CONF)
+    assert config["name"] == "erp_jaeger_ui_conf_1"
+    assert [s["source"] for s in jaeger_ui["secrets"]] == ["jaeger_ui_htpasswd"]
+    assert jaeger_ui["healthcheck"]["test"][-1] == f"http://127.0.0.1:{JAEGER_UI_PORT}/healthz"
+
+
+def jaeger_ui_locations() -> dict[str, str]:
+    """The bodies of jaeger-ui.conf's locations, by their match (`^~ /jaeger/`)."""
+    return dict(
+        re.findall(r"location ([^{]+?) \{(.*?)\n        \}", JAEGER_UI_CONF.read_text(), re.S)
+    )
+
+
+def test_jaeger_ui_asks_for_the_secret_s_users_before_passing_anything_to_jaeger() -> None:
+    """/healthz answers unauthenticated, /jaeger/ (the UI and its API) needs a user of the
+    mounted secret and reaches Jaeger without the operator's credentials, anything else is
+    refused. tests/deploy/test_deploy_jaeger_ui.py runs it."""
+    config = JAEGER_UI_CONF.read_text()
+    assert f"listen {JAEGER_UI_PORT};" in config
+    assert re.search(rf"upstream jaeger \{{\s*server jaeger:{JAEGER_UI_PORT};", config)
+    locations = jaeger_ui_locations()
+    assert set(locations) == {"= /healthz", f"^~ {JAEGER_BASE_PATH}/", "/"}
+    assert "auth_basic" not in locations["= /healthz"]
+    jaeger = locations[f"^~ {JAEGER_BASE_PATH}/"]
+    assert re.search(r'auth_basic "[^"]+";', jaeger)
+    assert "auth_basic_user_file /run/secrets/jaeger_ui_htpasswd;" in jaeger
+    assert "proxy_pass http://jaeger;" in jaeger
+    assert 'proxy_set_header Authorization "";' in jaeger
+    assert locations["/"].strip() == "return 404;"
+    assert config.count("proxy_pass") == 1
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -29,7 +29,7 @@ SINGLE = ("mysql", "mongo", "rabbitmq")
 # Services without a healthcheck, and why: the collector image is FROM scratch (no program
 # could run a check); the migration is a job that exits when done.
 NO_HEALTHCHECK = {"otel-collector", MIGRATION}
-PUBLISHED = {"gateway": {8001, 8002, 8003, 8004, 8080}, "grafana": {3000}, "jaeger": {16686}}
+PUBLISHED = {"gateway": {8001, 8002, 8003, 8004, 8080}, "grafana": {3000}, "jaeger-ui": {16686}}
 
 
 def test_swarm_loads_the_stack_without_ignoring_anything(swarm: Model) -> None:

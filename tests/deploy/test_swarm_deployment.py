@@ -29,6 +29,8 @@ from tests.support.traces import new_traceparent
 
 # The gateway's console port: the web console, its /config.json and its API paths.
 CONSOLE = 8080
+# jaeger-ui's: Jaeger's UI and API under /jaeger/, behind basic auth.
+JAEGER_UI = 16686
 
 pytestmark = [
     pytest.mark.skipif(
@@ -43,6 +45,7 @@ pytestmark = [
 class Deployment:
     ports: dict[int, int]
     auth: AuthSettings
+    jaeger_ui: httpx.BasicAuth  # the operator's, from the secrets the stack was given
 
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{self.ports[port]}"
@@ -76,13 +79,15 @@ def deployment() -> Iterator[Deployment]:
         up = _script("swarm.sh", "up", timeout=900)
         assert up.returncode == 0, up.stderr[-4000:]
         values = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
-        secret = (Path(values["ERP_CI_SECRETS"]) / "erp_auth_secret").read_text().strip()
+        secrets = Path(values["ERP_CI_SECRETS"])
+        secret = (secrets / "erp_auth_secret").read_text().strip()
         yield Deployment(
             ports={
                 port: int(values[f"ERP_CI_PORT_{port}"])
-                for port in (8001, 8002, 8003, 8004, CONSOLE, 16686)
+                for port in (8001, 8002, 8003, 8004, CONSOLE, JAEGER_UI)
             },
             auth=AuthSettings(secret=SecretStr(secret)),
+            jaeger_ui=httpx.BasicAuth("operator", (secrets / "jaeger_ui_password").read_text()),
         )
     finally:
         if os.environ.get("ERP_DEPLOY_KEEP") != "1":
@@ -268,11 +273,27 @@ async def test_the_console_port_passes_the_api_with_a_token_and_live_updates(
         await socket.ping()
 
 
+async def test_jaeger_s_ui_asks_for_a_password_on_its_published_port(
+    deployment: Deployment,
+) -> None:
+    """Jaeger has no sign-in; jaeger-ui, the only service publishing its port, has one."""
+    wrong = httpx.BasicAuth("operator", "not-the-password")
+    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(JAEGER_UI)) as http:
+        for path in ("/jaeger/search", "/jaeger/api/services"):
+            for auth in (None, wrong):
+                refused = await http.get(path, auth=auth)
+                assert refused.status_code == 401, (path, auth, refused.text)
+                assert refused.headers["www-authenticate"].startswith("Basic realm="), path
+
+
 async def test_jaeger_s_ui_is_under_jaeger_on_its_own_published_port(
     deployment: Deployment,
 ) -> None:
-    """Where the console's trace links open it (the gateway refuses /jaeger/: no sign-in)."""
-    async with httpx.AsyncClient(timeout=15, base_url=deployment.url(16686)) as http:
+    """Where the console's trace links open it (the gateway refuses /jaeger/), for the
+    operator whose password make-secrets.sh wrote."""
+    async with httpx.AsyncClient(
+        timeout=15, base_url=deployment.url(JAEGER_UI), auth=deployment.jaeger_ui
+    ) as http:
         ui = await http.get("/jaeger/search")
         assert ui.status_code == 200, ui.text
         assert '<base href="/jaeger/"' in ui.text
@@ -355,7 +376,10 @@ async def test_a_request_s_trace_is_readable_in_jaeger(deployment: Deployment) -
         assert created.status_code == 201, created.text
 
         async def services() -> set[str] | None:
-            found = await http.get(f"{deployment.url(16686)}/jaeger/api/traces/{trace_id}")
+            found = await http.get(
+                f"{deployment.url(JAEGER_UI)}/jaeger/api/traces/{trace_id}",
+                auth=deployment.jaeger_ui,
+            )
             if found.status_code != 200:
                 return None
             (trace,) = found.json()["data"]
